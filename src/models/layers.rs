@@ -1,0 +1,235 @@
+//! Layers shared by every model family: plain convolution, batch norm and linear layers with the
+//! initialisations the papers use, plus the layer trace that `convtrain summary` reads.
+use std::cell::RefCell;
+use tch::nn::{self, Init, ModuleT};
+use tch::Tensor;
+
+/// One layer's entry in a traced forward pass (see [`trace_forward`]).
+#[derive(Debug, Clone)]
+pub struct LayerTrace {
+    /// The layer's variable-store path, e.g. `stage_1.0.conv1`.
+    pub name: String,
+    /// `Conv2d`, `BatchNorm`, `Linear`, ...
+    pub kind: &'static str,
+    /// Output shape, batch dimension included.
+    pub shape: Vec<i64>,
+    /// Multiply-accumulates per image.
+    pub macs: i64,
+}
+
+thread_local! {
+    static TRACE: RefCell<Option<Vec<LayerTrace>>> = const { RefCell::new(None) };
+}
+
+/// Records a layer's output while [`trace_forward`] runs; free otherwise.
+pub fn trace(name: &str, kind: &'static str, out: &Tensor, macs: i64) {
+    TRACE.with(|t| {
+        if let Some(v) = t.borrow_mut().as_mut() {
+            v.push(LayerTrace { name: name.to_string(), kind, shape: out.size(), macs });
+        }
+    });
+}
+
+/// Runs `f` (a forward pass) and returns its result with the layers it went through, in order.
+pub fn trace_forward<R>(f: impl FnOnce() -> R) -> (R, Vec<LayerTrace>) {
+    TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
+    let r = f();
+    let v = TRACE.with(|t| t.borrow_mut().take()).unwrap_or_default();
+    (r, v)
+}
+
+/// The dotted name of a path, as it appears in checkpoints.
+pub fn path_name(p: &nn::Path) -> String {
+    p.components().collect::<Vec<_>>().join(".")
+}
+
+/// `kaiming_normal_` with PyTorch's defaults (fan_in, gain √2): N(0, 2/fan_in).
+pub fn kaiming_normal(fan_in: i64) -> Init {
+    Init::Randn { mean: 0.0, stdev: (2.0 / fan_in as f64).sqrt() }
+}
+
+/// PyTorch's default Conv/Linear initialisation (weight and bias): U(±1/√fan_in).
+pub fn torch_default_uniform(fan_in: i64) -> Init {
+    let b = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform { lo: -b, up: b }
+}
+
+/// How a convolution is built.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub kernel: i64,
+    pub stride: i64,
+    pub padding: i64,
+    pub dilation: i64,
+    pub groups: i64,
+    pub bias: bool,
+    /// Weight initialisation; `None` means Kaiming-normal (fan_in).
+    pub init: Option<Init>,
+    /// Bias initialisation; `None` means PyTorch's default U(±1/√fan_in).
+    pub bias_init: Option<Init>,
+}
+
+impl ConvSpec {
+    /// A k×k convolution with stride 1, no padding, no bias, Kaiming-normal weights.
+    pub fn new(kernel: i64) -> Self {
+        ConvSpec { kernel, stride: 1, padding: 0, dilation: 1, groups: 1, bias: false, init: None, bias_init: None }
+    }
+    pub fn stride(mut self, s: i64) -> Self {
+        self.stride = s;
+        self
+    }
+    pub fn padding(mut self, p: i64) -> Self {
+        self.padding = p;
+        self
+    }
+    pub fn bias(mut self, b: bool) -> Self {
+        self.bias = b;
+        self
+    }
+    pub fn init(mut self, i: Init) -> Self {
+        self.init = Some(i);
+        self
+    }
+    pub fn bias_init(mut self, i: Init) -> Self {
+        self.bias_init = Some(i);
+        self
+    }
+    pub fn dilation(mut self, d: i64) -> Self {
+        self.dilation = d;
+        self
+    }
+    pub fn groups(mut self, g: i64) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+/// A 2-D convolution whose weight is a variable `weight` (and optional `bias`) under its path.
+#[derive(Debug)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub spec: ConvSpec,
+    pub name: String,
+}
+
+impl Conv2d {
+    pub fn new(p: &nn::Path, in_channels: i64, out_channels: i64, spec: ConvSpec) -> Self {
+        let fan_in = in_channels / spec.groups * spec.kernel * spec.kernel;
+        let init = spec.init.unwrap_or_else(|| kaiming_normal(fan_in));
+        let weight = p.var("weight", &[out_channels, in_channels / spec.groups, spec.kernel, spec.kernel], init);
+        let bias = spec
+            .bias
+            .then(|| p.var("bias", &[out_channels], spec.bias_init.unwrap_or_else(|| torch_default_uniform(fan_in))));
+        Conv2d { weight, bias, spec, name: path_name(p) }
+    }
+
+    /// Convolves `xs` with an explicit kernel using this layer's geometry (used by shared convs).
+    pub fn apply_kernel(&self, xs: &Tensor, weight: &Tensor) -> Tensor {
+        conv2d_traced(&self.name, xs, weight, self.bias.as_ref(), &self.spec)
+    }
+}
+
+/// `conv2d` with the given geometry, recorded in the layer trace.
+pub fn conv2d_traced(name: &str, xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Tensor {
+    let s = spec.stride;
+    let p = spec.padding;
+    let d = spec.dilation;
+    let out = xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups);
+    let w = weight.size();
+    let per_out = w[1] * w[2] * w[3];
+    trace(name, "Conv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+    out
+}
+
+impl nn::Module for Conv2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.apply_kernel(xs, &self.weight)
+    }
+}
+
+/// Batch norm (eps 1e-5, momentum 0.1) with γ=1, β=0 unless told otherwise; works on 2-D to 5-D input.
+#[derive(Debug)]
+pub struct BatchNorm {
+    inner: nn::BatchNorm,
+    name: String,
+}
+
+impl BatchNorm {
+    pub fn new(p: &nn::Path, channels: i64) -> Self {
+        Self::with_gamma_init(p, channels, Init::Const(1.0))
+    }
+
+    /// PyTorch 0.4 initialised γ ~ U(0,1) (checkered.md §7 pitfall 8); models that copy it say so.
+    pub fn with_gamma_init(p: &nn::Path, channels: i64, gamma: Init) -> Self {
+        let cfg = nn::BatchNormConfig { ws_init: gamma, bs_init: Init::Const(0.0), ..Default::default() };
+        BatchNorm { inner: nn::batch_norm2d(p, channels, cfg), name: path_name(p) }
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let b = &self.inner;
+        let out = Tensor::batch_norm(
+            xs,
+            b.ws.as_ref(),
+            b.bs.as_ref(),
+            Some(&b.running_mean),
+            Some(&b.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        );
+        trace(&self.name, "BatchNorm", &out, 0);
+        out
+    }
+}
+
+/// A fully connected layer `weight` (out×in) + `bias`.
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    name: String,
+}
+
+impl Linear {
+    /// `init` for the weight; the bias is `bias_init` (PyTorch default U(±1/√in) when `None`).
+    pub fn new(p: &nn::Path, input: i64, output: i64, init: Init, bias_init: Option<Init>) -> Self {
+        let weight = p.var("weight", &[output, input], init);
+        let bias = Some(p.var("bias", &[output], bias_init.unwrap_or_else(|| torch_default_uniform(input))));
+        Linear { weight, bias, name: path_name(p) }
+    }
+}
+
+impl nn::Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let out = xs.linear(&self.weight, self.bias.as_ref());
+        let w = self.weight.size();
+        trace(&self.name, "Linear", &out, w[0] * w[1]);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn::Module, Device, Kind};
+
+    #[test]
+    fn conv_init_has_kaiming_std_and_trace_counts_macs() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = Conv2d::new(&vs.root().sub("c"), 64, 128, ConvSpec::new(3).padding(1));
+        let std = f64::try_from(conv.weight.std(true)).unwrap();
+        let want = (2.0f64 / (64.0 * 9.0)).sqrt();
+        assert!((std - want).abs() / want < 0.02, "std {std} want {want}");
+        let x = Tensor::zeros([2, 64, 8, 8], (Kind::Float, Device::Cpu));
+        let (y, tr) = trace_forward(|| conv.forward(&x));
+        assert_eq!(y.size(), vec![2, 128, 8, 8]);
+        assert_eq!(tr.len(), 1);
+        assert_eq!(tr[0].name, "c");
+        assert_eq!(tr[0].macs, 128 * 64 * 64 * 9);
+    }
+}

@@ -1,0 +1,98 @@
+//! The model registry: every paper family registers its architectures here, and the engine only ever
+//! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
+//! exclusions.
+pub mod layers;
+pub mod wrn;
+
+use crate::error::Result;
+use crate::input_err;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Tensor};
+
+/// What a builder needs to know to construct a network. Fields an architecture does not use are
+/// ignored by it; `None` means "the architecture's default".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelConfig {
+    pub arch: String,
+    pub depth: Option<i64>,
+    pub width: Option<i64>,
+    pub bank_size: Option<i64>,
+    /// Convert the network into a checkered CNN (checkered.md §3).
+    pub checkered: bool,
+    pub num_classes: i64,
+    pub in_channels: i64,
+    pub image_size: i64,
+}
+
+/// Builds a network under `root` (its variables are created there, named as in the original code).
+pub type BuildFn = fn(&nn::Path, &ModelConfig) -> Result<Box<dyn ModuleT>>;
+
+/// One registered architecture.
+pub struct Arch {
+    pub name: &'static str,
+    /// The spec file / paper family it belongs to.
+    pub family: &'static str,
+    pub about: &'static str,
+    pub build: BuildFn,
+    /// Parameters excluded from weight decay by default (substring of the parameter name).
+    pub no_decay: &'static [&'static str],
+}
+
+/// Every architecture convtrain knows, in the order `convtrain info` lists them.
+pub fn registry() -> Vec<&'static Arch> {
+    wrn::ARCHS.iter().collect()
+}
+
+/// Looks an architecture up by name; the error lists the known names.
+pub fn find(name: &str) -> Result<&'static Arch> {
+    registry().into_iter().find(|a| a.name == name).ok_or_else(|| {
+        let names: Vec<&str> = registry().iter().map(|a| a.name).collect();
+        input_err!("--arch: unknown architecture '{name}'. Known architectures: {}.", names.join(", "))
+    })
+}
+
+/// A built network with its variables.
+pub struct Model {
+    pub vs: nn::VarStore,
+    pub net: Box<dyn ModuleT>,
+    pub arch: &'static Arch,
+    pub config: ModelConfig,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("arch", &self.arch.name).field("config", &self.config).finish()
+    }
+}
+
+impl Model {
+    /// Builds the network on `device`; initialisation draws from torch's global RNG.
+    pub fn build(config: &ModelConfig, device: Device) -> Result<Model> {
+        let arch = find(&config.arch)?;
+        let vs = nn::VarStore::new(device);
+        let net = (arch.build)(&vs.root(), config)?;
+        Ok(Model { vs, net, arch, config: config.clone() })
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(xs, train)
+    }
+
+    /// Trainable parameter count (each shared tensor once): the number the papers quote.
+    pub fn num_parameters(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// All variables (parameters and buffers such as BN running statistics), sorted by name.
+    pub fn named_variables(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<_> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Trainable parameters, sorted by name.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.named_variables().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+}

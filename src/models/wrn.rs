@@ -1,0 +1,192 @@
+//! Pre-activation Wide ResNet (WRN-d-w) exactly as the SWRN repository's `Block`/`SWRN` with every
+//! convolution plain (spec/swrn.md §3). SWRN reuses this skeleton and swaps the convolutions of blocks
+//! 1..N-1 of each stage for shared ones through [`StageConvs`].
+use super::layers::{kaiming_normal, BatchNorm, Conv2d, ConvSpec, Linear};
+use super::{Arch, ModelConfig};
+use crate::error::Result;
+use crate::input_err;
+use tch::nn::{self, Init, Module, ModuleT};
+use tch::Tensor;
+
+pub const ARCHS: &[Arch] = &[Arch {
+    name: "wrn",
+    family: "swrn",
+    about: "pre-activation Wide ResNet WRN-d-w (CIFAR geometry), the SWRN/checkered baseline",
+    build: build_wrn,
+    no_decay: &[],
+}];
+
+/// Blocks per stage for a CIFAR WRN of this depth: N = (d−4)/6 (swrn.md §3).
+pub fn blocks_per_stage(depth: i64) -> Result<i64> {
+    if depth < 10 || (depth - 4) % 6 != 0 {
+        return Err(input_err!(
+            "--depth: a Wide ResNet needs depth = 6n+4 with n ≥ 1 (10, 16, 22, 28, 34, 40, ...), got {depth}."
+        ));
+    }
+    Ok((depth - 4) / 6)
+}
+
+/// A 3×3 stride-1 convolution inside blocks 1..N-1 of a stage: plain for WRN, template-shared for SWRN.
+pub type DynConv = Box<dyn Module>;
+
+/// Makes the 3×3 convolutions of the non-first blocks of each stage.
+pub trait StageConvs {
+    /// Called once per stage (1-based) before its blocks are built.
+    fn begin_stage(&mut self, stage_path: &nn::Path, stage: usize, channels: i64, num_shared_convs: i64);
+    /// The conv at `p` (e.g. `stage_2.3.conv1`) with `channels` in and out, stride 1, padding 1.
+    fn conv(&mut self, p: &nn::Path, channels: i64) -> DynConv;
+}
+
+/// WRN: every convolution plain, Kaiming-normal.
+struct PlainConvs;
+
+impl StageConvs for PlainConvs {
+    fn begin_stage(&mut self, _: &nn::Path, _: usize, _: i64, _: i64) {}
+    fn conv(&mut self, p: &nn::Path, channels: i64) -> DynConv {
+        Box::new(Conv2d::new(p, channels, channels, ConvSpec::new(3).padding(1)))
+    }
+}
+
+/// Pre-activation basic block: o = relu(bn1(x)); out = conv2(relu(bn2(conv1(o)))); out + (x | shortcut(o)).
+#[derive(Debug)]
+struct Block {
+    bn1: BatchNorm,
+    conv1: DynConv,
+    bn2: BatchNorm,
+    conv2: DynConv,
+    shortcut: Option<Conv2d>,
+}
+
+impl ModuleT for Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let o = self.bn1.forward_t(x, train).relu();
+        let y = self.conv1.forward(&o);
+        let y = self.conv2.forward(&self.bn2.forward_t(&y, train).relu());
+        match &self.shortcut {
+            Some(s) => y + s.forward(&o),
+            None => y + x,
+        }
+    }
+}
+
+fn plain_block(p: &nn::Path, cin: i64, cout: i64, stride: i64) -> Block {
+    Block {
+        bn1: BatchNorm::new(&(p / "bn1"), cin),
+        conv1: Box::new(Conv2d::new(&(p / "conv1"), cin, cout, ConvSpec::new(3).stride(stride).padding(1))),
+        bn2: BatchNorm::new(&(p / "bn2"), cout),
+        conv2: Box::new(Conv2d::new(&(p / "conv2"), cout, cout, ConvSpec::new(3).padding(1))),
+        shortcut: (cin != cout)
+            .then(|| Conv2d::new(&(p / "convShortcut"), cin, cout, ConvSpec::new(1).stride(stride))),
+    }
+}
+
+/// The whole network: stem, three stages, BN-ReLU, global average pool, classifier.
+#[derive(Debug)]
+pub struct WideResNet {
+    stem: Conv2d,
+    blocks: Vec<Block>,
+    last_bn: BatchNorm,
+    classifier: Linear,
+}
+
+impl WideResNet {
+    /// Builds WRN-`depth`-`width` with `convs` supplying the convolutions of blocks 1..N-1.
+    pub fn new(
+        root: &nn::Path,
+        depth: i64,
+        width: i64,
+        in_channels: i64,
+        num_classes: i64,
+        convs: &mut dyn StageConvs,
+    ) -> Result<Self> {
+        let n = blocks_per_stage(depth)?;
+        if width < 1 {
+            return Err(input_err!("--width: must be a positive integer, got {width}."));
+        }
+        let channels = [16, 16 * width, 32 * width, 64 * width];
+        let stem = Conv2d::new(&(root / "conv_3x3"), in_channels, 16, ConvSpec::new(3).padding(1));
+        let mut blocks = Vec::new();
+        for s in 1..=3usize {
+            let sp = root / format!("stage_{s}");
+            let stride = if s == 1 { 1 } else { 2 };
+            blocks.push(plain_block(&(&sp / "0"), channels[s - 1], channels[s], stride));
+            convs.begin_stage(&sp, s, channels[s], 2 * (n - 1));
+            for b in 1..n {
+                let bp = &sp / b.to_string();
+                let c = channels[s];
+                blocks.push(Block {
+                    bn1: BatchNorm::new(&(&bp / "bn1"), c),
+                    conv1: convs.conv(&(&bp / "conv1"), c),
+                    bn2: BatchNorm::new(&(&bp / "bn2"), c),
+                    conv2: convs.conv(&(&bp / "conv2"), c),
+                    shortcut: None,
+                });
+            }
+        }
+        let last_bn = BatchNorm::new(&(root / "lastact" / "0"), channels[3]);
+        let classifier =
+            Linear::new(&(root / "classifier"), channels[3], num_classes, kaiming_normal(channels[3]), Some(Init::Const(0.0)));
+        Ok(WideResNet { stem, blocks, last_bn, classifier })
+    }
+}
+
+impl ModuleT for WideResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = self.stem.forward(x);
+        for b in &self.blocks {
+            y = b.forward_t(&y, train);
+        }
+        let y = self.last_bn.forward_t(&y, train).relu();
+        // AvgPool2d(8) on the 8×8 map of 32×32 inputs is the global mean; taking the mean keeps
+        // other input sizes usable.
+        let y = y.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
+        self.classifier.forward(&y)
+    }
+}
+
+/// Depth and width with the WRN defaults of the SWRN repository (depth 28, width 2).
+pub fn depth_width(cfg: &ModelConfig) -> (i64, i64) {
+    (cfg.depth.unwrap_or(28), cfg.width.unwrap_or(2))
+}
+
+fn build_wrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+    let (depth, width) = depth_width(cfg);
+    Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, &mut PlainConvs)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Model, ModelConfig};
+    use tch::{Device, Kind};
+
+    fn cfg(depth: i64, width: i64, classes: i64) -> ModelConfig {
+        ModelConfig {
+            arch: "wrn".into(),
+            depth: Some(depth),
+            width: Some(width),
+            bank_size: None,
+            checkered: false,
+            num_classes: classes,
+            in_channels: 3,
+            image_size: 32,
+        }
+    }
+
+    #[test]
+    fn wrn_28_10_has_the_papers_parameter_count() {
+        let m = Model::build(&cfg(28, 10, 10), Device::Cpu).unwrap();
+        assert_eq!(m.num_parameters(), 36_479_194);
+        let m = Model::build(&cfg(28, 10, 100), Device::Cpu).unwrap();
+        assert_eq!(m.num_parameters(), 36_536_884);
+    }
+
+    #[test]
+    fn wrn_forward_shape_and_invalid_depth() {
+        let m = Model::build(&cfg(10, 1, 10), Device::Cpu).unwrap();
+        let y = m.forward_t(&Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)), false);
+        assert_eq!(y.size(), vec![2, 10]);
+        let e = Model::build(&cfg(27, 1, 10), Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("6n+4"), "{e}");
+    }
+}
