@@ -5,8 +5,10 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:rustc-env=CONVTRAIN_LIBTORCH_LIB=unknown");
         return;
     };
+    println!("cargo:rustc-env=CONVTRAIN_LIBTORCH_LIB={lib}");
     let lib = PathBuf::from(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

@@ -3,7 +3,101 @@
 //! The tree mirrors the architecture: `data` (formats, augmentation, loaders), `models` (one file per
 //! paper family, shared layers beside them, one registry), `train` (optimizer, schedules, checkpoints,
 //! logging, engine), `visualize`, and `cli` thin over them.
+pub mod cli;
+pub mod config;
+pub mod data;
 pub mod error;
 pub mod models;
+pub mod train;
+pub mod visualize;
 
 pub use error::{Error, Result};
+
+/// The libtorch release tch 0.26 is built against.
+pub const LIBTORCH_VERSION: &str = "2.13.0";
+/// The tch crate version.
+pub const TCH_VERSION: &str = "0.26.0";
+
+use cli::{Command, VisualizeTarget};
+
+/// Executes one subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(a) => {
+            let cfg = cli::train_config(&a)?;
+            train::engine::install_interrupt_handler();
+            let opts = train::engine::StartOptions { resume: a.resume.clone(), overwrite: a.overwrite, init_from: a.init_from.clone() };
+            train::engine::train(cfg, &opts).map(|_| ())
+        }
+        Command::Evaluate(a) => {
+            let req = train::evaluate::EvaluateRequest {
+                checkpoint: a.resume.clone(),
+                split: a.split.clone(),
+                overrides: cli::evaluate_overrides(&a),
+                out: a.out.clone(),
+            };
+            train::evaluate::evaluate_checkpoint(&req).map(|_| ())
+        }
+        Command::Summary(a) => {
+            let cfg = cli::summary_config(&a)?;
+            let info = data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
+            let (channels, size) = train::setup::input_geometry(&cfg, &info);
+            let mc = cfg.model_config(info.num_classes, channels, size);
+            let model = models::Model::build(&mc, tch::Device::Cpu)?;
+            let excl = train::optimizer::DecayExclusion {
+                name_contains: cfg.no_decay.clone().unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
+                one_dim: cfg.no_decay_1d,
+            };
+            let s = models::summary::summarize(&model, cfg.weight_decay, &excl);
+            println!("{} on {} ({} classes, {}x{}x{} input)\n", mc.arch, info.name, info.num_classes, channels, size, size);
+            print!("{}", s.render());
+            Ok(())
+        }
+        Command::Info => {
+            print!("{}", info_text());
+            Ok(())
+        }
+        Command::Visualize { target } => match target {
+            VisualizeTarget::Curves { runs, out } => {
+                let data = visualize::curves::load_runs(&runs)?;
+                let out = out.unwrap_or_else(|| runs[0].join("curves.png"));
+                visualize::curves::plot_curves(&data, &out)?;
+                println!("wrote {}", out.display());
+                Ok(())
+            }
+        },
+    }
+}
+
+/// What `convtrain info` prints.
+pub fn info_text() -> String {
+    let mut s = String::new();
+    use std::fmt::Write;
+    let _ = writeln!(s, "convtrain {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(s, "tch {TCH_VERSION}, libtorch {LIBTORCH_VERSION}");
+    let _ = writeln!(s, "libtorch location: {}", env!("CONVTRAIN_LIBTORCH_LIB"));
+    let _ = writeln!(s, "CPU threads (intra-op): {}", tch::get_num_threads());
+    let n = tch::Cuda::device_count();
+    let _ = writeln!(s, "CUDA available: {}, devices: {n}, cuDNN: {}", tch::Cuda::is_available(), tch::Cuda::cudnn_is_available());
+    if n > 0 {
+        let names = std::process::Command::new("nvidia-smi")
+            .args(["--query-gpu=index,name,memory.total", "--format=csv,noheader"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string());
+        match names {
+            Some(t) => t.lines().for_each(|l| {
+                let _ = writeln!(s, "  cuda:{l}");
+            }),
+            None => (0..n).for_each(|i| {
+                let _ = writeln!(s, "  cuda:{i} (name unavailable: nvidia-smi not found)");
+            }),
+        }
+    }
+    let _ = writeln!(s, "architectures:");
+    for a in models::registry() {
+        let _ = writeln!(s, "  {:<16} [{}] {}", a.name, a.family, a.about);
+    }
+    s
+}

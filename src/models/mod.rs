@@ -2,6 +2,7 @@
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
 pub mod layers;
+pub mod summary;
 pub mod wrn;
 
 use crate::error::Result;
@@ -37,6 +38,14 @@ pub struct Arch {
     pub build: BuildFn,
     /// Parameters excluded from weight decay by default (substring of the parameter name).
     pub no_decay: &'static [&'static str],
+    /// Renames foreign tensors (e.g. the authors' PyTorch `state_dict` names) to this model's names;
+    /// [`same_names`] for architectures whose names already match.
+    pub import: fn(Vec<(String, Tensor)>) -> Vec<(String, Tensor)>,
+}
+
+/// The identity import: tensor names are already the model's.
+pub fn same_names(t: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    t
 }
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.

@@ -14,6 +14,7 @@ pub const ARCHS: &[Arch] = &[Arch {
     about: "pre-activation Wide ResNet WRN-d-w (CIFAR geometry), the SWRN/checkered baseline",
     build: build_wrn,
     no_decay: &[],
+    import: super::same_names,
 }];
 
 /// Blocks per stage for a CIFAR WRN of this depth: N = (d−4)/6 (swrn.md §3).

@@ -1,0 +1,328 @@
+//! The command line: clap definitions and a thin dispatch onto the library.
+use crate::config::TrainConfig;
+use crate::error::Result;
+use crate::input_err;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "convtrain", version, about = "Train, resume, evaluate and compare the CNNs of five papers on libtorch")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model (or continue a run with --resume).
+    Train(TrainArgs),
+    /// Score a checkpoint on the test (or validation) split.
+    Evaluate(EvaluateArgs),
+    /// Per-layer table, parameter counts and MACs of an architecture; nothing is trained.
+    Summary(SummaryArgs),
+    /// Versions, libtorch location, threads and CUDA devices.
+    Info,
+    /// Pictures of runs and models.
+    Visualize {
+        #[command(subcommand)]
+        target: VisualizeTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VisualizeTarget {
+    /// Loss and accuracy per epoch of one or several runs, as a PNG.
+    Curves {
+        /// Run directories (each holding a log.csv).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output PNG (default: curves.png in the first run directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct ModelArgs {
+    /// Architecture (see `convtrain info` for the list).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// Network depth (WRN: 6n+4).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<i64>,
+    /// Width multiplier.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    /// SWRN: templates per template bank.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bank_size: Option<i64>,
+    /// Convert the network into a checkered CNN.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkered: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct DataArgs {
+    /// mnist, fashion-mnist, kmnist, cifar10, cifar100 or imagefolder.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Dataset directory (default data/<dataset>).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Fetch the dataset if it is missing (public URLs, checksums verified).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct RecipeArgs {
+    /// Training augmentations in order, comma separated: flip, crop:P[:reflect], rotate:D, rrc.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Vec<String>>,
+    /// Cutout after normalisation; `--cutout` alone is the papers' 16-pixel hole.
+    #[arg(long, num_args = 0..=1, default_missing_value = "16")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutout: Option<i64>,
+    /// Resize images to this side (train and eval).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize: Option<i64>,
+    /// Replicate grey images to three channels.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gray_to_rgb: Option<bool>,
+    /// Normalisation mean per channel, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f64>>,
+    /// Normalisation std per channel, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f64>>,
+    /// Fraction of the training set held out for validation (0: validate on the test set).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_split: Option<f64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_batch_size: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nesterov: Option<bool>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dampening: Option<f64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// Parameter-name substrings excluded from weight decay, comma separated (default: the arch's).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_decay: Option<Vec<String>>,
+    /// Exclude every 1-D parameter from weight decay.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_decay_1d: Option<bool>,
+    /// multistep, sgdr, cosine, constant, or milestone epochs (60,120,160) for multistep.
+    #[arg(long)]
+    #[serde(skip)]
+    pub schedule: Option<String>,
+    /// Multi-step milestones (0-based epochs), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milestones: Option<Vec<usize>>,
+    /// Multi-step factors, one per milestone (or one for all).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gammas: Option<Vec<f64>>,
+    /// Zero momentum buffers at each milestone.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_momentum: Option<bool>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sgdr_t0: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sgdr_t_mult: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_min: Option<f64>,
+    /// Mini-batches accumulated per optimizer step.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accum_steps: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct RunArgs {
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// libtorch intra-op threads.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A recipe (JSON object of settings); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue a run: its directory, or `auto` with --job-id.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Replace the run in a non-empty run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Initialise the model from a safetensors file (convtrain or the authors' PyTorch names).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Run name: the run directory is <runs-dir>/<job-id>.
+    #[arg(long)]
+    pub job_id: Option<String>,
+    #[arg(long)]
+    pub runs_dir: Option<PathBuf>,
+    /// Steps between progress lines when stdout is not a terminal.
+    #[arg(long)]
+    pub log_interval: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// A run directory (its best checkpoint, else last) or a checkpoint file.
+    #[arg(long)]
+    pub resume: PathBuf,
+    /// test or val.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Where to write the JSON result (default: beside the checkpoint).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Evaluation batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Merges flag groups into one JSON object of overrides.
+fn overrides(parts: &[serde_json::Value]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for p in parts {
+        if let serde_json::Value::Object(o) = p {
+            m.extend(o.clone());
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+fn to_json<T: Serialize>(t: &T) -> serde_json::Value {
+    serde_json::to_value(t).unwrap_or_default()
+}
+
+/// `--schedule` takes a schedule name or the SWRN-style milestone list.
+fn schedule_overrides(s: Option<&str>) -> Result<serde_json::Value> {
+    let Some(s) = s else { return Ok(serde_json::json!({})) };
+    if s.chars().all(|c| c.is_ascii_digit() || c == ',' || c == ' ') {
+        let ms: std::result::Result<Vec<usize>, _> = s.split(',').map(|x| x.trim().parse::<usize>()).collect();
+        let ms = ms.map_err(|_| input_err!("--schedule: '{s}' is neither a schedule name nor a comma list of epochs."))?;
+        return Ok(serde_json::json!({"schedule": "multistep", "milestones": ms}));
+    }
+    Ok(serde_json::json!({ "schedule": s }))
+}
+
+fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
+    match config {
+        Some(p) => Ok((TrainConfig::read_file(p)?, p.display().to_string())),
+        None => Ok((serde_json::Value::Null, "command line".into())),
+    }
+}
+
+/// Resolves `train`'s configuration from its recipe file and flags.
+pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let (base, source) = load_base(a.config.as_ref())?;
+    let mut run_extra = serde_json::Map::new();
+    if let Some(j) = &a.job_id {
+        run_extra.insert("job_id".into(), j.clone().into());
+    }
+    if let Some(d) = &a.runs_dir {
+        run_extra.insert("runs_dir".into(), d.display().to_string().into());
+    }
+    if let Some(n) = a.log_interval {
+        run_extra.insert("log_interval".into(), n.into());
+    }
+    let o = overrides(&[
+        to_json(&a.model),
+        to_json(&a.data),
+        to_json(&a.recipe),
+        schedule_overrides(a.recipe.schedule.as_deref())?,
+        to_json(&a.run),
+        serde_json::Value::Object(run_extra),
+    ]);
+    TrainConfig::resolve(base, o, &source)
+}
+
+/// Evaluate's overrides of the run configuration.
+pub fn evaluate_overrides(a: &EvaluateArgs) -> serde_json::Value {
+    let mut extra = serde_json::Map::new();
+    if let Some(b) = a.batch_size {
+        extra.insert("eval_batch_size".into(), b.into());
+    }
+    overrides(&[to_json(&a.model), to_json(&a.data), to_json(&a.run), serde_json::Value::Object(extra)])
+}
+
+/// Summary's configuration.
+pub fn summary_config(a: &SummaryArgs) -> Result<TrainConfig> {
+    let (base, source) = load_base(a.config.as_ref())?;
+    TrainConfig::resolve(base, overrides(&[to_json(&a.model), to_json(&a.data)]), &source)
+}

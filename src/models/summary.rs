@@ -1,0 +1,92 @@
+//! `convtrain summary`: per-layer table (output shape, parameters, MACs), trainable total (the count
+//! the papers quote), parameters per weight-decay group. Nothing is trained.
+use super::layers::trace_forward;
+use super::Model;
+use crate::train::optimizer::{param_groups, DecayExclusion};
+use std::fmt::Write;
+use tch::{Kind, Tensor};
+
+/// One table row.
+#[derive(Debug, Clone)]
+pub struct SummaryRow {
+    pub name: String,
+    pub kind: String,
+    pub shape: Vec<i64>,
+    pub params: i64,
+    pub macs: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSummary {
+    pub rows: Vec<SummaryRow>,
+    pub total_params: i64,
+    pub total_macs: i64,
+    /// (group name, weight decay, parameters)
+    pub groups: Vec<(String, f64, i64)>,
+}
+
+/// Traces one forward pass of a single image and attributes parameters to layers by name prefix;
+/// parameters no traced layer owns (shared template banks) get rows of their own.
+pub fn summarize(model: &Model, weight_decay: f64, excl: &DecayExclusion) -> ModelSummary {
+    let c = &model.config;
+    let x = Tensor::zeros([1, c.in_channels, c.image_size, c.image_size], (Kind::Float, model.vs.device()));
+    let (_, trace) = tch::no_grad(|| trace_forward(|| model.forward_t(&x, false)));
+    let params = model.named_parameters();
+    let mut owned = vec![false; params.len()];
+    let mut rows = Vec::new();
+    for t in &trace {
+        let prefix = format!("{}.", t.name);
+        let mut n = 0;
+        for (i, (name, p)) in params.iter().enumerate() {
+            if !owned[i] && name.starts_with(&prefix) {
+                owned[i] = true;
+                n += p.numel() as i64;
+            }
+        }
+        rows.push(SummaryRow { name: t.name.clone(), kind: t.kind.to_string(), shape: t.shape.clone(), params: n, macs: t.macs });
+    }
+    for (i, (name, p)) in params.iter().enumerate() {
+        if !owned[i] {
+            rows.push(SummaryRow { name: name.clone(), kind: "Parameter".into(), shape: p.size(), params: p.numel() as i64, macs: 0 });
+        }
+    }
+    let groups = param_groups(params, weight_decay, excl)
+        .into_iter()
+        .map(|g| (g.name.to_string(), g.weight_decay, g.num_elements()))
+        .collect();
+    ModelSummary { total_params: model.num_parameters(), total_macs: rows.iter().map(|r| r.macs).sum(), rows, groups }
+}
+
+fn thousands(n: i64) -> String {
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+impl ModelSummary {
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let w = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+        let _ = writeln!(s, "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}", "layer", "type", "output shape", "parameters", "MACs");
+        for r in &self.rows {
+            let shape = format!("{:?}", r.shape);
+            let _ = writeln!(s, "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}", r.name, r.kind, shape, thousands(r.params), thousands(r.macs));
+        }
+        let _ = writeln!(s, "\ntrainable parameters: {}", thousands(self.total_params));
+        for (name, wd, n) in &self.groups {
+            let _ = writeln!(s, "  weight-decay group {name:<8} (wd {wd}): {}", thousands(*n));
+        }
+        let _ = writeln!(s, "MACs per image: {} ({:.3} G)", thousands(self.total_macs), self.total_macs as f64 / 1e9);
+        s
+    }
+}

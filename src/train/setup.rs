@@ -1,0 +1,127 @@
+//! Data for a run: sources, the train/validation split (saved in the run directory so a resumed run
+//! reuses it — the SWRN original re-draws it on resume, swrn.md §7 pitfall 4), and the train and eval
+//! pipelines.
+use super::checkpoint::write_atomic;
+use crate::config::TrainConfig;
+use crate::data::{self, AugmentConfig, DatasetInfo, Pipeline, Source};
+use crate::error::Result;
+use crate::input_err;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Everything the engine needs from the data side.
+pub struct DataSetup {
+    pub info: DatasetInfo,
+    /// Model input geometry after `resize` / `gray_to_rgb`.
+    pub channels: i64,
+    pub image_size: i64,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub train_source: Arc<dyn Source>,
+    pub train_indices: Vec<i64>,
+    /// Validation: held-out training images, or the test set when `val_split` is 0 (or asked for).
+    pub eval_source: Arc<dyn Source>,
+    pub eval_indices: Vec<i64>,
+    pub train_pipeline: Arc<Pipeline>,
+    pub eval_pipeline: Arc<Pipeline>,
+}
+
+/// The saved validation split.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct SplitFile {
+    seed: u64,
+    val_fraction: f64,
+    train_size: usize,
+    val_indices: Vec<i64>,
+}
+
+/// Channels and image side the model sees.
+pub fn input_geometry(cfg: &TrainConfig, info: &DatasetInfo) -> (i64, i64) {
+    let channels = if cfg.gray_to_rgb { 3 } else { info.channels };
+    (channels, cfg.resize.unwrap_or(info.image_size))
+}
+
+/// Opens the dataset and decides the split. With a `split_file` the split is read from it when
+/// `reuse_split` (resume, evaluate) and written to it otherwise. `eval_on_test` evaluates on the test set.
+pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: bool, eval_on_test: bool) -> Result<DataSetup> {
+    let dir = cfg.data_dir();
+    if cfg.download {
+        data::download(&cfg.dataset, &dir)?;
+    }
+    let info = data::dataset_info(&cfg.dataset, &dir)?;
+    let mean = cfg.mean.clone().unwrap_or_else(|| info.mean.clone());
+    let std = cfg.std.clone().unwrap_or_else(|| info.std.clone());
+    let (channels, image_size) = input_geometry(cfg, &info);
+    for (flag, v) in [("--mean", &mean), ("--std", &std)] {
+        if v.len() as i64 != channels && v.len() != 1 {
+            return Err(input_err!("{flag}: {} has {} channels, but {} values were given.", info.name, channels, v.len()));
+        }
+    }
+    let aug = AugmentConfig {
+        train_ops: cfg.augment.clone(),
+        cutout: cfg.cutout,
+        resize: cfg.resize,
+        gray_to_rgb: cfg.gray_to_rgb,
+        mean: mean.clone(),
+        std: std.clone(),
+    };
+    let train_pipeline = Arc::new(Pipeline::train(&aug)?);
+    let eval_pipeline = Arc::new(Pipeline::eval(&aug)?);
+    let train_source = data::open(&cfg.dataset, &dir, true, &train_pipeline.folder_transform(image_size))?;
+    let n = train_source.len();
+
+    let (train_indices, val_indices) = if cfg.val_split > 0.0 {
+        match split_file {
+            Some(p) if reuse_split && p.is_file() => {
+                let text = std::fs::read_to_string(p).map_err(|e| input_err!("{}: cannot read the saved split ({e}).", p.display()))?;
+                let s: SplitFile =
+                    serde_json::from_str(&text).map_err(|e| input_err!("{}: corrupt split file ({e}).", p.display()))?;
+                if s.train_size != n || s.val_indices.iter().any(|&i| i < 0 || i as usize >= n) {
+                    return Err(input_err!(
+                        "{}: the saved split is for a training set of {} images, but {} has {n}; the dataset changed since the run started.",
+                        p.display(),
+                        s.train_size,
+                        dir.display()
+                    ));
+                }
+                let mut held = vec![false; n];
+                s.val_indices.iter().for_each(|&i| held[i as usize] = true);
+                ((0..n as i64).filter(|&i| !held[i as usize]).collect(), s.val_indices)
+            }
+            _ => {
+                let (t, v) = data::split_indices(n, cfg.val_split, cfg.seed);
+                if let Some(p) = split_file {
+                    let s = SplitFile { seed: cfg.seed, val_fraction: cfg.val_split, train_size: n, val_indices: v.clone() };
+                    write_atomic(p, serde_json::to_string(&s).unwrap_or_default().as_bytes())?;
+                }
+                (t, v)
+            }
+        }
+    } else {
+        ((0..n as i64).collect(), Vec::new())
+    };
+    let (eval_source, eval_indices) = if eval_on_test || cfg.val_split <= 0.0 {
+        let test = data::open(&cfg.dataset, &dir, false, &eval_pipeline.folder_transform(image_size))?;
+        let idx = (0..test.len() as i64).collect();
+        (test, idx)
+    } else if info.name == "imagefolder" {
+        // Held-out folder images are decoded with the eval transform, not the training crop.
+        (data::open(&cfg.dataset, &dir, true, &eval_pipeline.folder_transform(image_size))?, val_indices)
+    } else {
+        (train_source.clone(), val_indices)
+    };
+    Ok(DataSetup {
+        info,
+        channels,
+        image_size,
+        mean,
+        std,
+        train_source,
+        train_indices,
+        eval_source,
+        eval_indices,
+        train_pipeline,
+        eval_pipeline,
+    })
+}

@@ -1,0 +1,23 @@
+//! Pictures: training curves (and, per paper, layer-similarity maps and checkered sampling patterns).
+pub mod curves;
+
+use crate::error::Result;
+use crate::input_err;
+
+/// Registers the bundled DejaVu Sans (assets/, Bitstream Vera licence) as plotters' "sans-serif", so
+/// plots render the same on every machine without system fonts.
+pub fn register_font() -> Result<()> {
+    static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(input_err!("the bundled font assets/DejaVuSans.ttf could not be loaded"))
+    }
+}
+
+/// Turns a plotters drawing error into ours, naming the output file.
+pub fn draw_err<E: std::fmt::Display>(path: &std::path::Path) -> impl Fn(E) -> crate::Error + '_ {
+    move |e| input_err!("{}: cannot draw the picture ({e}).", path.display())
+}

@@ -1,0 +1,109 @@
+//! Helpers for the CLI tests: tiny datasets in the real file formats, and running the binary.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_convtrain"))
+}
+
+/// Runs convtrain with `args` in `cwd`, 2 threads.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(cwd).env("OMP_NUM_THREADS", "2").output().expect("failed to start convtrain")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Asserts a clean bad-input failure: exit 2, a message containing every `needle`, no panic.
+pub fn assert_input_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}; stderr:\n{err}\nstdout:\n{}", o.status.code(), stdout(o));
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic in stderr:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+}
+
+/// A learnable synthetic image: class c has a bright square at a class-dependent position plus noise.
+fn pixel(class: usize, i: usize, y: usize, x: usize, c: usize, size: usize) -> u8 {
+    let cell = size / 4;
+    let (cy, cx) = ((class / 4) * cell, (class % 4) * cell);
+    let inside = y >= cy && y < cy + cell && x >= cx && x < cx + cell;
+    let noise = ((i * 131 + y * 17 + x * 7 + c * 3) % 41) as u8;
+    if inside {
+        200 + noise
+    } else {
+        noise
+    }
+}
+
+/// Writes CIFAR-10 binary files (`data_batch_1..5.bin`, `test_batch.bin`) with `per_batch` training
+/// images per file and `test` test images.
+pub fn write_cifar10(dir: &Path, per_batch: usize, test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, n: usize, offset: usize| {
+        let mut bytes = Vec::with_capacity(n * 3073);
+        for i in 0..n {
+            let label = (i + offset) % 10;
+            bytes.push(label as u8);
+            for c in 0..3 {
+                for y in 0..32 {
+                    for x in 0..32 {
+                        bytes.push(pixel(label, i + offset, y, x, c, 32));
+                    }
+                }
+            }
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    for b in 1..=5 {
+        write(&format!("data_batch_{b}.bin"), per_batch, b * 1000);
+    }
+    write("test_batch.bin", test, 0);
+}
+
+/// Writes gzipped MNIST-format IDX files with `train` and `test` 28×28 images.
+pub fn write_mnist(dir: &Path, train: usize, test: usize) {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    std::fs::create_dir_all(dir).unwrap();
+    let write_gz = |name: &str, bytes: &[u8]| {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        std::fs::write(dir.join(name), e.finish().unwrap()).unwrap();
+    };
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut img = vec![0, 0, 8, 3];
+        img.extend((n as u32).to_be_bytes());
+        img.extend(28u32.to_be_bytes());
+        img.extend(28u32.to_be_bytes());
+        let mut lab = vec![0, 0, 8, 1];
+        lab.extend((n as u32).to_be_bytes());
+        for i in 0..n {
+            let class = i % 10;
+            lab.push(class as u8);
+            for y in 0..28 {
+                for x in 0..28 {
+                    img.push(pixel(class, i, y, x, 0, 28));
+                }
+            }
+        }
+        write_gz(&format!("{prefix}-images-idx3-ubyte.gz"), &img);
+        write_gz(&format!("{prefix}-labels-idx1-ubyte.gz"), &lab);
+    }
+}
+
+/// The arguments of a tiny, fast CIFAR run (WRN-10-1) in `runs/<job>` under the test's directory.
+pub fn tiny_cifar_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "cifar10", "--data-dir", "cifar",
+        "--epochs", epochs, "--batch-size", "32", "--eval-batch-size", "64", "--lr", "0.05", "--schedule", "1,3",
+        "--gammas", "0.5", "--val-split", "0.2", "--seed", "7", "--threads", "2", "--device", "cpu", "--job-id", job,
+    ]
+}
