@@ -3,6 +3,7 @@
 //! The tree mirrors the architecture: `data` (formats, augmentation, loaders), `models` (one file per
 //! paper family, shared layers beside them, one registry), `train` (optimizer, schedules, checkpoints,
 //! logging, engine), `visualize`, and `cli` thin over them.
+pub mod data;
 pub mod error;
 pub mod models;
 
