@@ -17,6 +17,8 @@ const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Every dataset of this family has ten classes.
 const NUM_CLASSES: i64 = 10;
+/// … and 28×28 grey images.
+const SIDE: i64 = 28;
 
 /// The (images, labels) file names of a split, without `.gz`.
 pub fn file_names(train: bool) -> [&'static str; 2] {
@@ -51,6 +53,15 @@ pub fn load(ds: Dataset, dir: &Path, train: bool) -> Result<InMemory> {
         return Err(missing_files(ds, &dirs, &expected));
     };
     let (dims, pixels) = read_idx(&images_path, IMAGES_MAGIC)?;
+    if dims[1] != SIDE || dims[2] != SIDE {
+        return Err(input_err!(
+            "{}: holds {}×{} images; expected the 28×28 images of {}.",
+            images_path.display(),
+            dims[1],
+            dims[2],
+            ds.title()
+        ));
+    }
     let (label_dims, labels) = read_idx(&labels_path, LABELS_MAGIC)?;
     if dims[0] != label_dims[0] {
         return Err(input_err!(
@@ -221,6 +232,15 @@ pub(crate) mod tests {
         std::fs::copy(dir.path().join("train-labels-idx1-ubyte"), dir.path().join("train-images-idx3-ubyte")).unwrap();
         let m = input_message(load(Dataset::Mnist, dir.path(), true));
         assert!(m.contains("magic") && m.contains("0x00000801") && m.contains("0x00000803"), "{m}");
+    }
+
+    #[test]
+    fn other_image_sizes_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        write_split(dir.path(), false, 2, false);
+        std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), idx_bytes(&[2, 32, 32], &[0; 2048])).unwrap();
+        let m = input_message(load(Dataset::Mnist, dir.path(), false));
+        assert!(m.contains("32×32") && m.contains("28×28"), "{m}");
     }
 
     #[test]
