@@ -3,7 +3,7 @@
 //! pipelines.
 use super::checkpoint::write_atomic;
 use crate::config::TrainConfig;
-use crate::data::{self, AugmentConfig, DatasetInfo, Pipeline, Source};
+use crate::data::{self, AugmentConfig, DatasetInfo, FolderTransform, Pipeline, Source};
 use crate::error::Result;
 use crate::input_err;
 use serde::{Deserialize, Serialize};
@@ -66,9 +66,10 @@ pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: boo
         mean: mean.clone(),
         std: std.clone(),
     };
-    let train_pipeline = Arc::new(Pipeline::train(&aug)?);
-    let eval_pipeline = Arc::new(Pipeline::eval(&aug)?);
-    let train_source = data::open(&cfg.dataset, &dir, true, &train_pipeline.folder_transform(image_size))?;
+    let train_pipeline = Arc::new(Pipeline::new(&aug, info.channels, true)?);
+    let eval_pipeline = Arc::new(Pipeline::new(&aug, info.channels, false)?);
+    let folder = |train| FolderTransform::from_augment(&aug, info.image_size, train);
+    let train_source = data::open(&cfg.dataset, &dir, true, &folder(true)?)?;
     let n = train_source.len();
 
     let (train_indices, val_indices) = if cfg.val_split > 0.0 {
@@ -102,12 +103,12 @@ pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: boo
         ((0..n as i64).collect(), Vec::new())
     };
     let (eval_source, eval_indices) = if eval_on_test || cfg.val_split <= 0.0 {
-        let test = data::open(&cfg.dataset, &dir, false, &eval_pipeline.folder_transform(image_size))?;
+        let test = data::open(&cfg.dataset, &dir, false, &folder(false)?)?;
         let idx = (0..test.len() as i64).collect();
         (test, idx)
     } else if info.name == "imagefolder" {
         // Held-out folder images are decoded with the eval transform, not the training crop.
-        (data::open(&cfg.dataset, &dir, true, &eval_pipeline.folder_transform(image_size))?, val_indices)
+        (data::open(&cfg.dataset, &dir, true, &folder(false)?)?, val_indices)
     } else {
         (train_source.clone(), val_indices)
     };

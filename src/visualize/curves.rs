@@ -38,11 +38,12 @@ pub fn plot_curves(runs: &[(String, Vec<EpochRow>)], out: &Path) -> Result<()> {
         ("top-1 accuracy", "%", [("train", |r| r.train_top1), ("val", |r| r.val_top1)]),
     ];
     for (panel, (title, ylabel, series)) in panels.iter().zip(specs) {
-        let values: Vec<f64> = runs
-            .iter()
-            .flat_map(|(_, rows)| rows.iter().flat_map(move |r| series.iter().map(move |(_, f)| f(r))))
-            .filter(|v| v.is_finite())
-            .collect();
+        let mut values = Vec::new();
+        for (_, rows) in runs {
+            for r in rows {
+                values.extend(series.iter().map(|(_, f)| f(r)).filter(|v| v.is_finite()));
+            }
+        }
         let lo = values.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
         let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-6) * 1.05;
         let mut chart = ChartBuilder::on(panel)
