@@ -2,6 +2,8 @@
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
 pub mod layers;
+pub mod soft_sharing;
+pub mod swrn;
 pub mod wrn;
 
 use crate::error::Result;
@@ -41,7 +43,7 @@ pub struct Arch {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    wrn::ARCHS.iter().collect()
+    wrn::ARCHS.iter().chain(swrn::ARCHS).collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.
