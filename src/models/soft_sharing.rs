@@ -130,7 +130,7 @@ impl nn::Module for SConv2d {
 /// matrix from torch's CPU generator, transposed if rows < cols, QR-decomposed, q multiplied column-wise
 /// by sign(diag(r)), transposed back (swrn.md §3). Rows are orthonormal when rows ≤ cols, columns
 /// otherwise. With the same `tch::manual_seed` the result equals PyTorch's bit for bit. Returned on the
-/// CPU as float; an empty shape gives an empty matrix (PyTorch's no-op).
+/// CPU as a contiguous float matrix; an empty shape gives an empty matrix (PyTorch's no-op).
 pub fn orthogonal(rows: i64, cols: i64) -> Tensor {
     let opts = (Kind::Float, Device::Cpu);
     if rows == 0 || cols == 0 {
@@ -141,11 +141,8 @@ pub fn orthogonal(rows: i64, cols: i64) -> Tensor {
     let flat = if rows < cols { flat.transpose(0, 1) } else { flat };
     let (q, r) = Tensor::linalg_qr(&flat, "reduced");
     let q = q * r.diag(0).sign();
-    if rows < cols {
-        q.transpose(0, 1).contiguous()
-    } else {
-        q
-    }
+    // LAPACK's q is column-major; return a plain row-major matrix either way.
+    if rows < cols { q.transpose(0, 1) } else { q }.contiguous()
 }
 
 #[cfg(test)]

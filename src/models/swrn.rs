@@ -205,9 +205,11 @@ pub fn to_pytorch_names(named: &[(String, Tensor)], opts: PytorchExport) -> Vec<
 }
 
 /// The authors' state-dict keys → convtrain's names: strips DataParallel's `module.` prefix, drops
-/// every `num_batches_tracked`, and drops the template aliases `….bank.templates`, keeping the
-/// canonical `bank_s.templates` (swrn.md §7, pitfall 9). Sorted by name.
-pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+/// every `num_batches_tracked`, and drops the template aliases `stage_s.….bank.templates`, keeping the
+/// canonical `bank_s.templates` (taken from an alias if only aliases are given; swrn.md §7, pitfall 9).
+/// Never fails: a name that does not belong to SWRN is passed through for [`load_named`] to report.
+/// If a key appears both with and without `module.`, the later one wins. Sorted by name.
+pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut aliases: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, t) in named {
@@ -215,24 +217,20 @@ pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Result<Vec<(String, T
         if name.ends_with(".num_batches_tracked") {
             continue;
         }
-        if name.ends_with(".bank.templates") {
-            let stage = name.split('.').next().unwrap_or_default();
-            let canonical = match stage.strip_prefix("stage_") {
-                Some(s) => format!("bank_{s}.templates"),
-                None => return Err(input_err!("'{name}': a template alias outside any stage_N.")),
-            };
-            aliases.entry(canonical).or_insert(t);
-            continue;
-        }
-        if out.insert(name.clone(), t).is_some() {
-            return Err(input_err!("'{name}' appears twice (once with the 'module.' prefix, once without)."));
+        let stage = name.split('.').next().and_then(|first| first.strip_prefix("stage_"));
+        match stage {
+            Some(s) if name.ends_with(".bank.templates") => {
+                aliases.entry(format!("bank_{s}.templates")).or_insert(t);
+            }
+            _ => {
+                out.insert(name, t);
+            }
         }
     }
-    // A state dict that only holds the aliases still gives the bank.
     for (canonical, t) in aliases {
         out.entry(canonical).or_insert(t);
     }
-    Ok(out.into_iter().collect())
+    out.into_iter().collect()
 }
 
 /// Copies `named` into the variables of `vs` (parameters and buffers). Strict: every variable must be
@@ -374,6 +372,53 @@ mod tests {
         assert_eq!(Model::build(&c, Device::Cpu).unwrap().num_parameters(), 693_502);
     }
 
+    /// configs/swrn*.json carry main.py's recipe (swrn.md §4-5) and name the table's models.
+    #[test]
+    fn recipe_configs_follow_swrn_md() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_string_lossy().to_string();
+            if !file.starts_with("swrn") {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let recipe = serde_json::json!({
+                "arch": "swrn", "epochs": 200, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": true,
+                "weight_decay": 0.0005, "no_decay": ["coefficients"], "schedule": "multistep",
+                "milestones": [60, 120, 160], "gammas": [0.2, 0.2, 0.2], "augment": ["flip", "crop:4"],
+                "val_split": 0.1, "seed": 0,
+            });
+            for (key, want) in recipe.as_object().unwrap() {
+                assert_eq!(&v[key], want, "{file}: {key}");
+            }
+            let int = |k: &str| v[k].as_i64().unwrap_or_else(|| panic!("{file}: {k}"));
+            let (d, w, k) = (int("depth"), int("width"), int("bank_size"));
+            let dataset = v["dataset"].as_str().unwrap();
+            let cutout = int("cutout");
+            let stem = format!("swrn{d}-{w}-{k}_{dataset}{}.json", if cutout > 0 { "_cutout" } else { "" });
+            assert_eq!(file, stem);
+            assert!(cutout == 0 || cutout == 16, "{file}: main.py's cutout hole is 16 pixels");
+            assert_eq!(v.as_object().unwrap().len(), recipe.as_object().unwrap().len() + 5, "{file}: extra keys");
+            let classes = if dataset == "cifar100" { 100 } else { 10 };
+            seen.push((file, count(&parameter_shapes(d, w, k, classes))));
+        }
+        seen.sort();
+        let want = [
+            ("swrn28-10-1_cifar10.json", 12_287_212),
+            ("swrn28-10-2_cifar10.json", 17_125_630),
+            ("swrn28-10-4_cifar10.json", 26_802_466),
+            ("swrn28-10-6_cifar10.json", 36_479_302),
+            ("swrn28-10-6_cifar100.json", 36_536_992),
+            ("swrn28-10-6_cifar10_cutout.json", 36_479_302),
+            ("swrn28-14-2_cifar10.json", 33_537_790),
+            ("swrn28-18-2_cifar10.json", 55_414_014),
+        ];
+        let got: Vec<(&str, i64)> = seen.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn swrn_coefficients_are_one_orthogonal_matrix_per_stage() {
         for k in [1, 2, 6, 9] {
@@ -475,9 +520,13 @@ mod tests {
         let without = to_pytorch_names(&ours, PytorchExport { bank_aliases: false, num_batches_tracked: 7 });
         assert_eq!(without.len(), ours.len() + 13);
 
-        // Back, through DataParallel's prefix.
-        let prefixed: Vec<(String, Tensor)> = theirs.iter().map(|(n, t)| (format!("module.{n}"), t.copy())).collect();
-        let back = from_pytorch_names(prefixed).unwrap();
+        // Back, through DataParallel's prefix; bank_1 survives only as its aliases.
+        let prefixed: Vec<(String, Tensor)> = theirs
+            .iter()
+            .filter(|(n, _)| n != "bank_1.templates")
+            .map(|(n, t)| (format!("module.{n}"), t.copy()))
+            .collect();
+        let back = from_pytorch_names(prefixed);
         assert_eq!(back.len(), ours.len());
         for ((a, ta), (b, tb)) in ours.iter().zip(&back) {
             assert_eq!(a, b);

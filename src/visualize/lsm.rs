@@ -2,7 +2,7 @@
 //! template bank, S_ij = |⟨α_i, α_j⟩| / (‖α_i‖·‖α_j‖), the absolute cosine similarity of their
 //! coefficient vectors, one matrix per sharing group (a stage of SWRN), layers in depth order
 //! (spec/swrn.md §6, "Visualisations"). Layers with S_ij ≈ 1 use the same kernel up to scale.
-use super::{register_fonts, FONT};
+use super::{draw_err, register_font};
 use crate::error::{IoContext, Result};
 use crate::input_err;
 use crate::models::swrn::stage_coefficients;
@@ -120,6 +120,8 @@ struct Layout {
     height: u32,
 }
 
+/// The family [`register_font`] registers the bundled DejaVu Sans as.
+const FONT: &str = "sans-serif";
 const MARGIN: i32 = 24;
 const PANEL_GAP: i32 = 40;
 const TITLE_H: i32 = 44;
@@ -171,12 +173,12 @@ pub fn write_lsm_png(groups: &[LsmGroup], path: &Path) -> Result<()> {
             return Err(input_err!("LSM group {}: the matrix is not {n}×{n}.", g.name, n = g.labels.len()));
         }
     }
-    register_fonts();
+    register_font()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).at(dir)?;
     }
     let lay = layout(groups);
-    draw(groups, &lay, path).map_err(|e| input_err!("{}: could not draw the LSM image: {e}", path.display()))
+    draw(groups, &lay, path).map_err(draw_err(path))
 }
 
 fn draw(groups: &[LsmGroup], lay: &Layout, path: &Path) -> std::result::Result<(), Box<dyn std::error::Error>> {

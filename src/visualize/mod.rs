@@ -1,20 +1,23 @@
-//! Figures convtrain draws from trained models. Text is rendered with the DejaVu Sans font embedded
-//! in the binary (assets/DejaVuSans.ttf, Bitstream Vera licence in assets/DejaVuSans-LICENSE.txt), so
-//! images look the same on machines without system fonts.
+//! Pictures: training curves (and, per paper, layer-similarity maps and checkered sampling patterns).
 pub mod lsm;
 
-use plotters::style::{register_font, FontStyle};
-use std::sync::Once;
+use crate::error::Result;
+use crate::input_err;
 
-/// The family name every figure asks plotters for.
-pub const FONT: &str = "sans-serif";
+/// Registers the bundled DejaVu Sans (assets/, Bitstream Vera licence) as plotters' "sans-serif", so
+/// plots render the same on every machine without system fonts.
+pub fn register_font() -> Result<()> {
+    static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(input_err!("the bundled font assets/DejaVuSans.ttf could not be loaded"))
+    }
+}
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-
-/// Registers the embedded font with plotters as [`FONT`]; idempotent, call before drawing text.
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        assert!(register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok(), "the embedded DejaVu Sans is a valid font");
-    });
+/// Turns a plotters drawing error into ours, naming the output file.
+pub fn draw_err<E: std::fmt::Display>(path: &std::path::Path) -> impl Fn(E) -> crate::Error + '_ {
+    move |e| input_err!("{}: cannot draw the picture ({e}).", path.display())
 }
