@@ -2,7 +2,9 @@
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
 pub mod layers;
+pub mod soft_sharing;
 pub mod summary;
+pub mod swrn;
 pub mod wrn;
 
 use crate::error::Result;
@@ -50,7 +52,7 @@ pub fn same_names(t: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    wrn::ARCHS.iter().collect()
+    wrn::ARCHS.iter().chain(swrn::ARCHS).collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.

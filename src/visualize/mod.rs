@@ -1,5 +1,6 @@
 //! Pictures: training curves (and, per paper, layer-similarity maps and checkered sampling patterns).
 pub mod curves;
+pub mod lsm;
 
 use crate::error::Result;
 use crate::input_err;
