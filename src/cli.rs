@@ -23,6 +23,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Versions, libtorch location, threads and CUDA devices.
     Info,
+    /// Rewrite a checkpoint for other code: the original PyTorch names, or a plain model (SWRN → WRN).
+    Export(ExportArgs),
     /// Pictures of runs and models.
     Visualize {
         #[command(subcommand)]
@@ -41,6 +43,28 @@ pub enum VisualizeTarget {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// SWRN layer-similarity matrices per stage (PNG heat-maps + CSV), from a run or checkpoint.
+    Lsm {
+        /// A run directory (best checkpoint, else last) or a checkpoint file.
+        checkpoint: PathBuf,
+        /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Fold a soft-sharing model into its plain equivalent (every shared kernel computed once).
+    #[arg(long, conflicts_with = "format")]
+    pub materialize: bool,
+    /// Output naming: pytorch (the original code's state_dict names) or convtrain.
+    #[arg(long, value_enum)]
+    pub format: Option<crate::models::export::ExportFormat>,
+    /// A run directory (its best checkpoint) or a checkpoint file.
+    pub checkpoint: PathBuf,
+    /// The safetensors file to write.
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]

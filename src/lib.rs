@@ -13,6 +13,7 @@ pub mod visualize;
 
 pub use error::{Error, Result};
 
+
 /// The libtorch release tch 0.26 is built against.
 pub const LIBTORCH_VERSION: &str = "2.13.0";
 /// The tch crate version.
@@ -57,12 +58,41 @@ pub fn run(command: Command) -> Result<()> {
             print!("{}", info_text());
             Ok(())
         }
+        Command::Export(a) => {
+            if a.materialize {
+                let plain = models::export::materialize(&a.checkpoint, &a.out)?;
+                println!("wrote {} (a plain {} checkpoint; evaluate it with --resume {})", a.out.display(), plain.arch, a.out.display());
+            } else {
+                let format = a.format.ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
+                let n = models::export::export(&a.checkpoint, &a.out, format)?;
+                println!("wrote {} ({n} tensors)", a.out.display());
+            }
+            Ok(())
+        }
         Command::Visualize { target } => match target {
             VisualizeTarget::Curves { runs, out } => {
                 let data = visualize::curves::load_runs(&runs)?;
                 let out = out.unwrap_or_else(|| runs[0].join("curves.png"));
                 visualize::curves::plot_curves(&data, &out)?;
                 println!("wrote {}", out.display());
+                Ok(())
+            }
+            VisualizeTarget::Lsm { checkpoint, out_dir } => {
+                let path = train::checkpoint::resolve(&checkpoint, "best")?;
+                let ck = train::checkpoint::load(&path)?;
+                let named: Vec<_> = ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+                let groups = visualize::lsm::swrn_lsm(&named);
+                if groups.is_empty() {
+                    return Err(input_err!(
+                        "{}: no SWRN coefficients (stage_s.b.convX.coefficients) in this checkpoint; the layer-similarity matrix needs a soft-sharing model.",
+                        path.display()
+                    ));
+                }
+                let dir = out_dir.unwrap_or_else(|| path.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
+                std::fs::create_dir_all(&dir).map_err(|e| input_err!("{}: cannot create the output directory ({e}).", dir.display()))?;
+                visualize::lsm::write_lsm_png(&groups, &dir.join("lsm.png"))?;
+                visualize::lsm::write_lsm_csv(&groups, &dir.join("lsm.csv"))?;
+                println!("wrote {} and {}", dir.join("lsm.png").display(), dir.join("lsm.csv").display());
                 Ok(())
             }
         },

@@ -1,6 +1,7 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
+pub mod export;
 pub mod layers;
 pub mod soft_sharing;
 pub mod summary;
@@ -43,6 +44,28 @@ pub struct Arch {
     /// Renames foreign tensors (e.g. the authors' PyTorch `state_dict` names) to this model's names;
     /// [`same_names`] for architectures whose names already match.
     pub import: fn(Vec<(String, Tensor)>) -> Vec<(String, Tensor)>,
+    /// Renames this model's tensors to the original code's `state_dict()` names (`export --format pytorch`).
+    pub export: fn(&[(String, Tensor)]) -> Vec<(String, Tensor)>,
+    /// Folds the trained model into an equivalent plain architecture (`export --materialize`), if the
+    /// family has one (SWRN → WRN).
+    pub materialize: Option<MaterializeFn>,
+}
+
+/// Returns the plain model's configuration and tensors.
+pub type MaterializeFn = fn(&[(String, Tensor)], &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)>;
+
+/// PyTorch `state_dict()` names for modules whose variable names already match: every BatchNorm also
+/// lists an int64 `num_batches_tracked` (tch does not count batches; written as 0).
+pub fn torch_state_dict(named: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    let mut out = Vec::with_capacity(named.len());
+    for (name, t) in named {
+        out.push((name.clone(), t.shallow_clone()));
+        if let Some(bn) = name.strip_suffix(".running_var") {
+            out.push((format!("{bn}.num_batches_tracked"), Tensor::from(0i64)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The identity import: tensor names are already the model's.

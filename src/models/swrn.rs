@@ -25,7 +25,16 @@ pub const ARCHS: &[Arch] = &[Arch {
     no_decay: &["coefficients"],
     // The authors' state_dict names (with or without `module.`, duplicated bank keys) load directly.
     import: from_pytorch_names,
+    export: |named| to_pytorch_names(named, PytorchExport::default()),
+    materialize: Some(materialize_config),
 }];
+
+/// [`materialize`] for the registry: the SWRN's configuration becomes the WRN's.
+fn materialize_config(named: &[(String, Tensor)], cfg: &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)> {
+    let (depth, width, bank) = depth_width_bank(cfg);
+    let plain = ModelConfig { arch: "wrn".into(), depth: Some(depth), width: Some(width), bank_size: None, ..cfg.clone() };
+    Ok((plain, materialize(named, depth, width, bank)?))
+}
 
 /// The seed repository's CLI default `--bank_size 2` (swrn.md §4).
 pub const DEFAULT_BANK_SIZE: i64 = 2;

@@ -15,6 +15,8 @@ pub const ARCHS: &[Arch] = &[Arch {
     build: build_wrn,
     no_decay: &[],
     import: super::same_names,
+    export: super::torch_state_dict,
+    materialize: None,
 }];
 
 /// Blocks per stage for a CIFAR WRN of this depth: N = (d−4)/6 (swrn.md §3).

@@ -380,7 +380,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             );
             if INTERRUPTED.load(Ordering::SeqCst) && micro.is_empty() && state.batch < batches_per_epoch {
                 progress.finish();
-                save_last(&run, &model, &sgd, &state)?;
+                save_last(&run, &model, &sgd, &state, &cfg)?;
                 return Err(Error::Interrupted(format!(
                     "checkpoint written at epoch {} batch {}; continue with: convtrain train --resume {}",
                     epoch + 1,
@@ -428,11 +428,12 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
         };
         if improved {
             let mut meta = checkpoint::model_metadata(&model);
+            meta.insert("train_config".into(), serde_json::to_string(&cfg).unwrap_or_default());
             meta.insert("epoch".into(), (epoch + 1).to_string());
             meta.insert("val_top1".into(), val.top1.to_string());
             checkpoint::save(&run.best(), &model.named_variables(), meta)?;
         }
-        save_last(&run, &model, &sgd, &finished)?;
+        save_last(&run, &model, &sgd, &finished, &cfg)?;
         state = finished;
         last_val = Some(val);
         if INTERRUPTED.load(Ordering::SeqCst) && state.epoch < cfg.epochs {
@@ -452,11 +453,12 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
     Ok(TrainOutcome { run_dir: run.dir, best_val_top1: state.best_val_top1, best_epoch: state.best_epoch, last_val })
 }
 
-fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState) -> Result<()> {
+fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState, cfg: &TrainConfig) -> Result<()> {
     let mut tensors = model.named_variables();
     tensors.extend(sgd.state().into_iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t)));
     let mut meta = checkpoint::model_metadata(model);
     meta.insert("train_state".into(), serde_json::to_string(state).unwrap_or_default());
+    meta.insert("train_config".into(), serde_json::to_string(cfg).unwrap_or_default());
     meta.insert("epoch".into(), state.epoch.to_string());
     checkpoint::save(&run.last(), &tensors, meta)
 }

@@ -88,18 +88,19 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
         (run.config().is_file().then_some(run), p)
     };
     let ck = checkpoint::load(&ck_path)?;
-    // Base configuration: the run's, else what the checkpoint's model config says.
-    let mut base = match &run {
-        Some(r) => serde_json::to_value(read_run_config(r)?).unwrap_or_default(),
-        None => serde_json::json!({}),
+    // Base configuration: the run's, else the one stored in the checkpoint; the model itself is always
+    // the checkpoint's (an exported or materialised file may sit in a run of another architecture).
+    let mut base = match (&run, ck.metadata.get("train_config")) {
+        (Some(r), _) => serde_json::to_value(read_run_config(r)?).unwrap_or_default(),
+        (None, Some(s)) => serde_json::from_str(s).unwrap_or_else(|_| serde_json::json!({})),
+        (None, None) => serde_json::json!({}),
     };
     if let (Some(mc), serde_json::Value::Object(m)) = (ck.model_config()?, &mut base) {
-        if run.is_none() {
-            m.insert("arch".into(), mc.arch.clone().into());
-            m.insert("depth".into(), serde_json::to_value(mc.depth).unwrap_or_default());
-            m.insert("width".into(), serde_json::to_value(mc.width).unwrap_or_default());
-            m.insert("bank_size".into(), serde_json::to_value(mc.bank_size).unwrap_or_default());
-        }
+        m.insert("arch".into(), mc.arch.clone().into());
+        m.insert("depth".into(), serde_json::to_value(mc.depth).unwrap_or_default());
+        m.insert("width".into(), serde_json::to_value(mc.width).unwrap_or_default());
+        m.insert("bank_size".into(), serde_json::to_value(mc.bank_size).unwrap_or_default());
+        m.insert("checkered".into(), mc.checkered.into());
     }
     let cfg = TrainConfig::resolve(base, req.overrides.clone(), &ck_path.display().to_string())?;
     if req.split != "test" && req.split != "val" {

@@ -1,0 +1,81 @@
+//! SWRN through the CLI: counts, coefficient exclusion, LSM, materialise to WRN, PyTorch export and
+//! `--init-from` of the exported file.
+mod common;
+use common::*;
+
+fn tensor_names(p: &std::path::Path) -> Vec<String> {
+    let bytes = std::fs::read(p).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.names().into_iter().cloned().collect()
+}
+
+#[test]
+fn summary_counts_of_the_paper_variants() {
+    let d = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (vec!["--depth", "28", "--width", "10", "--bank-size", "6"], "36,479,302"),
+        (vec!["--depth", "28", "--width", "10", "--bank-size", "4"], "26,802,466"),
+        (vec!["--bank-size", "2"], "693,502"),
+    ] {
+        let mut a = vec!["summary", "--arch", "swrn", "--dataset", "cifar10"];
+        a.extend(args);
+        let o = run(d.path(), &a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("trainable parameters: {want}")), "{out}");
+        assert!(out.contains("no_decay (wd 0)"), "{out}");
+    }
+}
+
+#[test]
+fn swrn_train_lsm_materialize_export_and_init_from() {
+    let d = tempfile::tempdir().unwrap();
+    write_cifar10(&d.path().join("cifar"), 24, 40);
+    let train = [
+        "train", "--arch", "swrn", "--depth", "16", "--width", "1", "--bank-size", "3", "--dataset", "cifar10",
+        "--data-dir", "cifar", "--epochs", "1", "--batch-size", "32", "--cutout", "--threads", "2", "--device", "cpu",
+    ];
+    let mut first = train.to_vec();
+    first.extend(["--job-id", "s"]);
+    let o = run(d.path(), &first);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Only the 6 coefficient tensors (2 shared convs × 3 stages) escape weight decay.
+    assert!(stdout(&o).contains("no_decay weight decay 0        6 tensors, 18 parameters"), "{}", stdout(&o));
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/s/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["config"]["cutout"], 16);
+
+    let l = run(d.path(), &["visualize", "lsm", "runs/s", "--out-dir", "lsm"]);
+    assert!(l.status.success(), "{}", stderr(&l));
+    assert!(std::fs::metadata(d.path().join("lsm/lsm.png")).unwrap().len() > 1000);
+    let csv = std::fs::read_to_string(d.path().join("lsm/lsm.csv")).unwrap();
+    assert!(csv.lines().count() > 3 * 4, "{csv}");
+
+    let ev = |ck: &str| {
+        let o = run(d.path(), &["evaluate", "--resume", ck, "--data-dir", "cifar", "--threads", "2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let m = run(d.path(), &["export", "--materialize", "runs/s/best.safetensors", "wrn.safetensors"]);
+    assert!(m.status.success(), "{}", stderr(&m));
+    assert!(tensor_names(&d.path().join("wrn.safetensors")).iter().all(|n| !n.contains("coefficients") && !n.starts_with("bank_")));
+    let (a, b) = (ev("runs/s/best.safetensors"), ev("wrn.safetensors"));
+    assert_eq!(b["arch"], "wrn");
+    assert_eq!(a["top1"], b["top1"]);
+    let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+    assert!((la - lb).abs() <= 1e-5 * la.abs(), "{la} vs {lb}");
+
+    let p = run(d.path(), &["export", "--format", "pytorch", "runs/s", "pt.safetensors"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let names = tensor_names(&d.path().join("pt.safetensors"));
+    for want in ["conv_3x3.weight", "bank_1.templates", "stage_1.1.conv1.coefficients", "stage_1.1.conv1.bank.templates", "stage_1.0.bn1.num_batches_tracked", "classifier.bias"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    let mut init = train.to_vec();
+    init.extend(["--init-from", "pt.safetensors", "--job-id", "s2"]);
+    let i = run(d.path(), &init);
+    assert!(i.status.success(), "{}", stderr(&i));
+    // A WRN checkpoint is refused by an SWRN, naming the first missing tensor.
+    let mut wrong = train.to_vec();
+    wrong.extend(["--init-from", "wrn.safetensors", "--job-id", "s3"]);
+    assert_input_error(&run(d.path(), &wrong), &["wrn.safetensors", "bank_1.templates", "'wrn'"]);
+}
