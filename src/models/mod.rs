@@ -1,6 +1,7 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
+pub mod checkered;
 pub mod layers;
 pub mod wrn;
 
