@@ -110,6 +110,17 @@ impl ConvSpec {
         self.groups = g;
         self
     }
+    /// PyTorch ≤ 1.0's (and today's) default Conv2d initialisation for `in_channels` inputs: weight and
+    /// bias ~ U(±1/√fan_in), fan_in = in/groups·k².
+    pub fn torch_default(self, in_channels: i64) -> Self {
+        let init = torch_default_uniform(in_channels / self.groups * self.kernel * self.kernel);
+        self.init(init).bias_init(init)
+    }
+}
+
+/// A batch norm initialised as PyTorch 0.4 did: γ ~ U(0,1), β = 0 (checkered.md §7 pitfall 8).
+pub fn torch04_batch_norm(p: &nn::Path, channels: i64) -> BatchNorm {
+    BatchNorm::with_gamma_init(p, channels, Init::Uniform { lo: 0.0, up: 1.0 })
 }
 
 /// A 2-D convolution whose weight is a variable `weight` (and optional `bias`) under its path.

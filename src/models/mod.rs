@@ -2,7 +2,11 @@
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
 pub mod checkered;
+pub mod densenet;
 pub mod layers;
+pub mod mnist_toy;
+pub mod resnet;
+pub mod vgg;
 pub mod wrn;
 
 use crate::error::Result;
@@ -42,7 +46,7 @@ pub struct Arch {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    wrn::ARCHS.iter().collect()
+    [wrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS].into_iter().flatten().collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.
@@ -95,5 +99,20 @@ impl Model {
     /// Trainable parameters, sorted by name.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         self.named_variables().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+}
+
+/// A configuration for tests: `arch` with default depth/width.
+#[cfg(test)]
+pub(crate) fn test_config(arch: &str, num_classes: i64, checkered: bool, in_channels: i64, image_size: i64) -> ModelConfig {
+    ModelConfig {
+        arch: arch.into(),
+        depth: None,
+        width: None,
+        bank_size: None,
+        checkered,
+        num_classes,
+        in_channels,
+        image_size,
     }
 }
