@@ -5,5 +5,6 @@
 //! logging, engine), `visualize`, and `cli` thin over them.
 pub mod error;
 pub mod models;
+pub mod visualize;
 
 pub use error::{Error, Result};

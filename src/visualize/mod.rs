@@ -1,0 +1,2 @@
+//! Pictures the papers draw: `checkered` renders the sampling patterns of checkered subsampling.
+pub mod checkered;
