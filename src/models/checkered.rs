@@ -12,10 +12,10 @@
 //! samples (§2.4). Which sampler each submap gets comes from the thread's [`Sampler`] (naive by
 //! default, which is what the paper's experiments used).
 //!
-//! The fast path computes only the kept outputs: for kernel depth 1 the two shifted, padded copies of
-//! the input are stacked along the submap axis and go through a single strided 2-D operation with the
-//! submap axis folded into the batch; the result is already in output order. [`reference`] is the
-//! original's straightforward four-convolution definition, the oracle of the tests and the benchmark.
+//! The fast path computes only the kept outputs: two strided operations per submap (its sampler's top
+//! and bottom branch) instead of the original's four, with kernel-depth-1 layers run as 2-D operations
+//! on the submap axis folded into the batch. [`reference`] is the original's straightforward
+//! four-convolution definition, the oracle of the tests and the benchmark.
 use super::layers::{path_name, torch_default_uniform, trace, ConvSpec};
 use crate::error::Result;
 use crate::input_err;
@@ -205,19 +205,29 @@ impl Op<'_> {
         }
     }
 
-    /// The 3-D version over `(B, C, S, H, W)`: kernel `(D, k, k)`, stride `(1, s, s)`, no padding.
-    fn apply3d(&self, x: &Tensor, stride: i64) -> Tensor {
+    /// The 3-D version over `(B, C, S, H, W)`: kernel `(D, k, k)`, stride `(1, s, s)`, symmetric zero
+    /// `padding` on H and W only.
+    fn apply3d(&self, x: &Tensor, stride: i64, padding: i64) -> Tensor {
         match *self {
             Op::Conv { weight, bias, dilation, groups } => {
                 let w = if weight.dim() == 4 { weight.unsqueeze(2) } else { weight.shallow_clone() };
-                x.conv3d(&w, bias, [1, stride, stride], [0, 0, 0], [dilation; 3], groups)
+                x.conv3d(&w, bias, [1, stride, stride], [0, padding, padding], [dilation; 3], groups)
             }
-            Op::MaxPool { kernel, depth } => {
-                x.max_pool3d([depth, kernel, kernel], [1, stride, stride], [0, 0, 0], [1, 1, 1], false)
-            }
-            Op::AvgPool { kernel, depth } => {
-                x.avg_pool3d([depth, kernel, kernel], [1, stride, stride], [0, 0, 0], false, true, None::<i64>)
-            }
+            Op::MaxPool { kernel, depth } => pad_hw(x, padding, 0, 0).max_pool3d(
+                [depth, kernel, kernel],
+                [1, stride, stride],
+                [0, 0, 0],
+                [1, 1, 1],
+                false,
+            ),
+            Op::AvgPool { kernel, depth } => pad_hw(x, padding, 0, 0).avg_pool3d(
+                [depth, kernel, kernel],
+                [1, stride, stride],
+                [0, 0, 0],
+                false,
+                true,
+                None::<i64>,
+            ),
         }
     }
 
@@ -263,6 +273,10 @@ fn check_input(x: &Tensor, stride: i64, depth: i64) {
     );
 }
 
+fn index_tensor(index: &[i64], like: &Tensor) -> Tensor {
+    Tensor::from_slice(index).to_device(like.device())
+}
+
 /// Applies `op` to a `(B, C, S, H, W)` tensor with the given stride (1 or 2) and H/W zero padding,
 /// using `samplers` (one 0/1 entry per output-submap position, `S − D + 1` of them) at stride 2.
 ///
@@ -293,46 +307,69 @@ pub fn forward(op: &Op, x: &Tensor, stride: i64, padding: i64) -> Tensor {
     }
 }
 
-/// Depth 1: the submap axis is folded into the batch, `(B, S, C, H, W)` → `(B·S, C, H, W)`, and one 2-D
-/// op runs. Activations therefore stay physically submap-major between layers, which makes the folds
-/// free views after the first layer.
+/// Depth 1: the submap axis is folded into the batch, `(B, S, C, H, W)` → `(B·S, C, H, W)`, and plain
+/// 2-D ops run. At stride 2 each submap goes through two strided ops, its sampler's top and bottom
+/// branch (the top-left one with the op's own padding, the others on a shifted zero-padded copy);
+/// submaps are grouped by sampler so that every op runs once per group.
 fn forward_folded(op: &Op, x: &Tensor, stride: i64, padding: i64, samplers: &[u8]) -> Tensor {
-    let size = x.size();
-    let (b, c, s, h, w) = (size[0], size[1], size[2], size[3], size[4]);
-    let xt = x.transpose(1, 2);
-    let (input, s_out) = if stride == 1 {
-        (xt.reshape([b * s, c, h, w]), s)
-    } else {
-        let stacked = if samplers.iter().all(|&k| k == 0) {
-            Tensor::cat(&[pad_hw(&xt, padding, TOP[0].0, TOP[0].1), pad_hw(&xt, padding, BOTTOM[0].0, BOTTOM[0].1)], 1)
-        } else {
-            // All four shifted copies, then for each submap its sampler's top and bottom copy.
-            let all = Tensor::cat(
-                &[TOP[0], TOP[1], BOTTOM[0], BOTTOM[1]].map(|(dy, dx)| pad_hw(&xt, padding, dy, dx)),
-                1,
-            );
-            let s = s as usize;
-            let index: Vec<i64> = (0..s)
-                .map(|i| (i + s * samplers[i] as usize) as i64)
-                .chain((0..s).map(|i| (2 * s + i + s * samplers[i] as usize) as i64))
-                .collect();
-            all.index_select(1, &Tensor::from_slice(&index).to_device(x.device()))
-        };
-        let sz = stacked.size();
-        (stacked.reshape([b * 2 * s, c, sz[3], sz[4]]), 2 * s)
+    let b = x.size()[0];
+    let fold = |t: &Tensor| {
+        let z = t.size();
+        t.transpose(1, 2).reshape([z[0] * z[2], z[1], z[3], z[4]])
     };
-    let y = op.apply2d(&input, stride, if stride == 1 { padding } else { 0 });
-    let ys = y.size();
-    y.view([b, s_out, ys[1], ys[2], ys[3]]).transpose(1, 2)
+    // (B·S, O, h, w) → (B, S, O, h, w): submap-major.
+    let unfold = |y: &Tensor| {
+        let z = y.size();
+        y.view([b, z[0] / b, z[1], z[2], z[3]])
+    };
+    if stride == 1 {
+        return unfold(&op.apply2d(&fold(x), 1, padding)).transpose(1, 2);
+    }
+    let branch = |x4: &Tensor, (dy, dx): (i64, i64)| {
+        let y = if (dy, dx) == (0, 0) { op.apply2d(x4, 2, padding) } else { op.apply2d(&pad_hw(x4, padding, dy, dx), 2, 0) };
+        unfold(&y)
+    };
+    let y = if samplers.iter().all(|&k| k == 0) {
+        let x4 = fold(x);
+        Tensor::cat(&[branch(&x4, TOP[0]), branch(&x4, BOTTOM[0])], 1)
+    } else {
+        let mut order: Vec<i64> = Vec::new();
+        let mut tops = Vec::new();
+        let mut bottoms = Vec::new();
+        for k in 0..2u8 {
+            let group: Vec<i64> = (0..samplers.len()).filter(|&i| samplers[i] == k).map(|i| i as i64).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let xk = fold(&x.index_select(2, &index_tensor(&group, x)));
+            tops.push(branch(&xk, TOP[k as usize]));
+            bottoms.push(branch(&xk, BOTTOM[k as usize]));
+            order.extend(group);
+        }
+        // Position of submap i in the grouped order.
+        let mut inverse = vec![0i64; order.len()];
+        for (j, &i) in order.iter().enumerate() {
+            inverse[i as usize] = j as i64;
+        }
+        let inverse = index_tensor(&inverse, x);
+        Tensor::cat(&[Tensor::cat(&tops, 1).index_select(1, &inverse), Tensor::cat(&bottoms, 1).index_select(1, &inverse)], 1)
+    };
+    y.transpose(1, 2)
 }
 
 /// Depth ≥ 2: 3-D ops over the unfolded tensor; at stride 2 each sampler's two branches run once on
-/// all submaps (only the branches some submap uses).
+/// all submaps (only the branches some submap uses: the kernel windows overlap across submaps).
 fn forward_3d(op: &Op, x: &Tensor, stride: i64, padding: i64, samplers: &[u8]) -> Tensor {
     if stride == 1 {
-        return op.apply3d(&pad_hw(x, padding, 0, 0), 1);
+        return op.apply3d(x, 1, padding);
     }
-    let branch = |(dy, dx): (i64, i64)| op.apply3d(&pad_hw(x, padding, dy, dx), 2);
+    let branch = |(dy, dx): (i64, i64)| {
+        if (dy, dx) == (0, 0) {
+            op.apply3d(x, 2, padding)
+        } else {
+            op.apply3d(&pad_hw(x, padding, dy, dx), 2, 0)
+        }
+    };
     if samplers.iter().all(|&k| k == 0) {
         return Tensor::cat(&[branch(TOP[0]), branch(BOTTOM[0])], 2);
     }
@@ -342,7 +379,7 @@ fn forward_3d(op: &Op, x: &Tensor, stride: i64, padding: i64, samplers: &[u8]) -
         .map(|i| (i + 2 * s_out * samplers[i] as usize) as i64)
         .chain((0..s_out).map(|i| (s_out + i + 2 * s_out * samplers[i] as usize) as i64))
         .collect();
-    all.index_select(2, &Tensor::from_slice(&index).to_device(x.device()))
+    all.index_select(2, &index_tensor(&index, x))
 }
 
 /// Checkered convolution of a 5-D input with a 4-D (depth 1) or 5-D weight.
@@ -385,12 +422,12 @@ pub mod reference {
     pub fn forward_with(op: &Op, x: &Tensor, stride: i64, padding: i64, samplers: &[u8]) -> Tensor {
         let x = if padding > 0 { x.constant_pad_nd([padding, padding, padding, padding]) } else { x.shallow_clone() };
         if stride == 1 {
-            return op.apply3d(&x, 1);
+            return op.apply3d(&x, 1, 0);
         }
-        let y_ul = op.apply3d(&x, 2);
-        let y_dr = op.apply3d(&shift(&x, 1, 1), 2);
-        let y_ur = op.apply3d(&shift(&x, 0, 1), 2);
-        let y_dl = op.apply3d(&shift(&x, 1, 0), 2);
+        let y_ul = op.apply3d(&x, 2, 0);
+        let y_dr = op.apply3d(&shift(&x, 1, 1), 2, 0);
+        let y_ur = op.apply3d(&shift(&x, 0, 1), 2, 0);
+        let y_dl = op.apply3d(&shift(&x, 1, 0), 2, 0);
         let mut tops = Vec::new();
         let mut bottoms = Vec::new();
         for (i, &sampler) in samplers.iter().enumerate() {
