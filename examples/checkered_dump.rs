@@ -47,7 +47,8 @@ fn conv(name: &'static str, x: &[i64], w: &[i64], stride: i64, padding: i64, sam
     }
 }
 
-fn pool(name: &'static str, op: &'static str, x: &[i64], kernel: i64, depth: i64, stride: i64, padding: i64, samplers: &[u8]) -> Case {
+/// A depth-1 pool (set `depth` with struct update syntax for deeper ones).
+fn pool(name: &'static str, op: &'static str, x: &[i64], kernel: i64, stride: i64, padding: i64, samplers: &[u8]) -> Case {
     Case {
         name,
         op,
@@ -55,7 +56,7 @@ fn pool(name: &'static str, op: &'static str, x: &[i64], kernel: i64, depth: i64
         w: Vec::new(),
         bias: false,
         kernel,
-        depth,
+        depth: 1,
         stride,
         padding,
         dilation: 1,
@@ -77,16 +78,16 @@ fn cases() -> Vec<Case> {
         conv("conv_depth2_s1_14x14", &[2, 5, 2, 14, 14], &[6, 5, 2, 3, 3], 1, 1, &[]),
         conv("conv_depth2_s2_7x7", &[2, 3, 3, 7, 7], &[4, 3, 2, 3, 3], 2, 1, &[1, 0]),
         Case { dilation: 2, groups: 2, bias: false, ..conv("conv_dil2_groups2_s2_9x9", &[2, 4, 2, 9, 9], &[4, 2, 3, 3], 2, 2, &[0, 1]) },
-        pool("maxpool2_s2_8x8", "max", &[2, 3, 1, 8, 8], 2, 1, 2, 0, &[0]),
-        pool("maxpool2_s2_7x7_mixed", "max", &[2, 3, 2, 7, 7], 2, 1, 2, 0, &[0, 1]),
-        pool("maxpool3_s2_p1_7x7", "max", &[2, 3, 2, 7, 7], 3, 1, 2, 1, &[1, 0]),
-        pool("maxpool3_s1_p1_6x6", "max", &[2, 3, 2, 6, 6], 3, 1, 1, 1, &[]),
-        pool("maxpool2_depth2_s2_8x8", "max", &[2, 3, 3, 8, 8], 2, 2, 2, 0, &[0, 1]),
-        pool("avgpool2_s2_8x8", "avg", &[2, 3, 1, 8, 8], 2, 1, 2, 0, &[0]),
-        pool("avgpool2_s2_7x7_mixed", "avg", &[2, 3, 2, 7, 7], 2, 1, 2, 0, &[1, 0]),
-        pool("avgpool3_s2_p1_7x7", "avg", &[2, 3, 2, 7, 7], 3, 1, 2, 1, &[0, 1]),
-        pool("avgpool3_depth2_s1_p1_5x5", "avg", &[2, 3, 3, 5, 5], 3, 2, 1, 1, &[]),
-        Case { ones: true, ..pool("avgpool2_s2_ones_4x4", "avg", &[1, 1, 1, 4, 4], 2, 1, 2, 0, &[0]) },
+        pool("maxpool2_s2_8x8", "max", &[2, 3, 1, 8, 8], 2, 2, 0, &[0]),
+        pool("maxpool2_s2_7x7_mixed", "max", &[2, 3, 2, 7, 7], 2, 2, 0, &[0, 1]),
+        pool("maxpool3_s2_p1_7x7", "max", &[2, 3, 2, 7, 7], 3, 2, 1, &[1, 0]),
+        pool("maxpool3_s1_p1_6x6", "max", &[2, 3, 2, 6, 6], 3, 1, 1, &[]),
+        Case { depth: 2, ..pool("maxpool2_depth2_s2_8x8", "max", &[2, 3, 3, 8, 8], 2, 2, 0, &[0, 1]) },
+        pool("avgpool2_s2_8x8", "avg", &[2, 3, 1, 8, 8], 2, 2, 0, &[0]),
+        pool("avgpool2_s2_7x7_mixed", "avg", &[2, 3, 2, 7, 7], 2, 2, 0, &[1, 0]),
+        pool("avgpool3_s2_p1_7x7", "avg", &[2, 3, 2, 7, 7], 3, 2, 1, &[0, 1]),
+        Case { depth: 2, ..pool("avgpool3_depth2_s1_p1_5x5", "avg", &[2, 3, 3, 5, 5], 3, 1, 1, &[]) },
+        Case { ones: true, ..pool("avgpool2_s2_ones_4x4", "avg", &[1, 1, 1, 4, 4], 2, 2, 0, &[0]) },
     ]
 }
 

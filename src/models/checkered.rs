@@ -534,7 +534,8 @@ mod tests {
         tch::manual_seed(1);
         let alt = [0u8, 1, 1, 0];
         // (input shape, weight shape, stride, padding, samplers)
-        let cases: &[(&[i64], &[i64], i64, i64, &[u8])] = &[
+        type ConvCase<'a> = (&'a [i64], &'a [i64], i64, i64, &'a [u8]);
+        let cases: &[ConvCase] = &[
             (&[2, 3, 1, 8, 8], &[4, 3, 3, 3], 2, 1, &[0]),
             (&[2, 3, 1, 7, 7], &[4, 3, 3, 3], 2, 1, &[0]),
             (&[2, 3, 2, 7, 9], &[4, 3, 3, 3], 2, 1, &[1, 0]),

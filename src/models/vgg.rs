@@ -42,7 +42,7 @@ pub fn config(depth: i64) -> Result<&'static [i64]> {
 
 #[derive(Debug)]
 enum Feature {
-    Conv(Conv2d, BatchNorm),
+    Conv(Box<(Conv2d, BatchNorm)>),
     Pool(String),
 }
 
@@ -75,7 +75,7 @@ impl Vgg {
                 let spec = ConvSpec::new(3).padding(1).bias(true).init(Init::Randn { mean: 0.0, stdev: std }).bias_init(Init::Const(0.0));
                 let conv = Conv2d::new(&(&f / index.to_string()), cin, v, spec);
                 let bn = torch04_batch_norm(&(&f / (index + 1).to_string()), v);
-                features.push(Feature::Conv(conv, bn));
+                features.push(Feature::Conv(Box::new((conv, bn))));
                 index += 3;
                 cin = v;
             }
@@ -92,7 +92,7 @@ impl ModuleT for Vgg {
         let mut y = checkered_input(x, self.checkered);
         for f in &self.features {
             y = match f {
-                Feature::Conv(conv, bn) => bn.forward_t(&conv.forward(&y), train).relu(),
+                Feature::Conv(layer) => layer.1.forward_t(&layer.0.forward(&y), train).relu(),
                 Feature::Pool(name) => max_pool2d(name, &y, 2, 2, 0),
             };
         }
