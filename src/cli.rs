@@ -7,7 +7,11 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "convtrain", version, about = "Train, resume, evaluate and compare the CNNs of five papers on libtorch")]
+#[command(
+    name = "convtrain",
+    version,
+    about = "Train, resume, evaluate and compare the CNNs of five papers on libtorch"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -299,7 +303,8 @@ fn schedule_overrides(s: Option<&str>) -> Result<serde_json::Value> {
     let Some(s) = s else { return Ok(serde_json::json!({})) };
     if s.chars().all(|c| c.is_ascii_digit() || c == ',' || c == ' ') {
         let ms: std::result::Result<Vec<usize>, _> = s.split(',').map(|x| x.trim().parse::<usize>()).collect();
-        let ms = ms.map_err(|_| input_err!("--schedule: '{s}' is neither a schedule name nor a comma list of epochs."))?;
+        let ms =
+            ms.map_err(|_| input_err!("--schedule: '{s}' is neither a schedule name nor a comma list of epochs."))?;
         return Ok(serde_json::json!({"schedule": "multistep", "milestones": ms}));
     }
     Ok(serde_json::json!({ "schedule": s }))

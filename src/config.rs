@@ -120,7 +120,8 @@ impl Default for TrainConfig {
 }
 
 /// Keys that may differ between a run's saved configuration and a `--resume` invocation.
-pub const RESUMABLE_OVERRIDES: &[&str] = &["epochs", "device", "threads", "log_interval", "eval_batch_size", "download"];
+pub const RESUMABLE_OVERRIDES: &[&str] =
+    &["epochs", "device", "threads", "log_interval", "eval_batch_size", "download"];
 
 impl TrainConfig {
     /// Merges `overrides` (a JSON object of flags that were given) over `base` (a JSON object from a
@@ -143,12 +144,18 @@ impl TrainConfig {
     /// Reads a config file (JSON object).
     pub fn read_file(path: &Path) -> Result<serde_json::Value> {
         let text = std::fs::read_to_string(path).at(path)?;
-        serde_json::from_str(&text)
-            .map_err(|e| input_err!("{}: not valid JSON ({e}); a config file holds one JSON object of settings.", path.display()))
+        serde_json::from_str(&text).map_err(|e| {
+            input_err!("{}: not valid JSON ({e}); a config file holds one JSON object of settings.", path.display())
+        })
     }
 
     pub fn validate(&self) -> Result<()> {
-        let positive = [("epochs", self.epochs), ("batch-size", self.batch_size), ("eval-batch-size", self.eval_batch_size), ("accum-steps", self.accum_steps)];
+        let positive = [
+            ("epochs", self.epochs),
+            ("batch-size", self.batch_size),
+            ("eval-batch-size", self.eval_batch_size),
+            ("accum-steps", self.accum_steps),
+        ];
         for (name, v) in positive {
             if v == 0 {
                 return Err(input_err!("--{name}: must be at least 1, got 0."));
@@ -170,7 +177,9 @@ impl TrainConfig {
         }
         if let Some(j) = &self.job_id {
             if j.is_empty() || j.contains('/') || j.starts_with('.') {
-                return Err(input_err!("--job-id: '{j}' must be a non-empty name without '/' that does not start with '.'."));
+                return Err(input_err!(
+                    "--job-id: '{j}' must be a non-empty name without '/' that does not start with '.'."
+                ));
             }
         }
         crate::train::schedule::Schedule::from_config(self)?;

@@ -13,7 +13,6 @@ pub mod visualize;
 
 pub use error::{Error, Result};
 
-
 /// The libtorch release tch 0.26 is built against.
 pub const LIBTORCH_VERSION: &str = "2.13.0";
 /// The tch crate version.
@@ -27,7 +26,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Train(a) => {
             let cfg = cli::train_config(&a)?;
             train::engine::install_interrupt_handler();
-            let opts = train::engine::StartOptions { resume: a.resume.clone(), overwrite: a.overwrite, init_from: a.init_from.clone() };
+            let opts = train::engine::StartOptions {
+                resume: a.resume.clone(),
+                overwrite: a.overwrite,
+                init_from: a.init_from.clone(),
+            };
             train::engine::train(cfg, &opts).map(|_| ())
         }
         Command::Evaluate(a) => {
@@ -46,11 +49,17 @@ pub fn run(command: Command) -> Result<()> {
             let mc = cfg.model_config(info.num_classes, channels, size);
             let model = models::Model::build(&mc, tch::Device::Cpu)?;
             let excl = train::optimizer::DecayExclusion {
-                name_contains: cfg.no_decay.clone().unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
+                name_contains: cfg
+                    .no_decay
+                    .clone()
+                    .unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
                 one_dim: cfg.no_decay_1d,
             };
             let s = models::summary::summarize(&model, cfg.weight_decay, &excl);
-            println!("{} on {} ({} classes, {}x{}x{} input)\n", mc.arch, info.name, info.num_classes, channels, size, size);
+            println!(
+                "{} on {} ({} classes, {}x{}x{} input)\n",
+                mc.arch, info.name, info.num_classes, channels, size, size
+            );
             print!("{}", s.render());
             Ok(())
         }
@@ -61,9 +70,16 @@ pub fn run(command: Command) -> Result<()> {
         Command::Export(a) => {
             if a.materialize {
                 let plain = models::export::materialize(&a.checkpoint, &a.out)?;
-                println!("wrote {} (a plain {} checkpoint; evaluate it with --resume {})", a.out.display(), plain.arch, a.out.display());
+                println!(
+                    "wrote {} (a plain {} checkpoint; evaluate it with --resume {})",
+                    a.out.display(),
+                    plain.arch,
+                    a.out.display()
+                );
             } else {
-                let format = a.format.ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
+                let format = a
+                    .format
+                    .ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
                 let n = models::export::export(&a.checkpoint, &a.out, format)?;
                 println!("wrote {} ({n} tensors)", a.out.display());
             }
@@ -88,8 +104,10 @@ pub fn run(command: Command) -> Result<()> {
                         path.display()
                     ));
                 }
-                let dir = out_dir.unwrap_or_else(|| path.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
-                std::fs::create_dir_all(&dir).map_err(|e| input_err!("{}: cannot create the output directory ({e}).", dir.display()))?;
+                let dir =
+                    out_dir.unwrap_or_else(|| path.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| input_err!("{}: cannot create the output directory ({e}).", dir.display()))?;
                 visualize::lsm::write_lsm_png(&groups, &dir.join("lsm.png"))?;
                 visualize::lsm::write_lsm_csv(&groups, &dir.join("lsm.csv"))?;
                 println!("wrote {} and {}", dir.join("lsm.png").display(), dir.join("lsm.csv").display());
@@ -108,7 +126,12 @@ pub fn info_text() -> String {
     let _ = writeln!(s, "libtorch location: {}", env!("CONVTRAIN_LIBTORCH_LIB"));
     let _ = writeln!(s, "CPU threads (intra-op): {}", tch::get_num_threads());
     let n = tch::Cuda::device_count();
-    let _ = writeln!(s, "CUDA available: {}, devices: {n}, cuDNN: {}", tch::Cuda::is_available(), tch::Cuda::cudnn_is_available());
+    let _ = writeln!(
+        s,
+        "CUDA available: {}, devices: {n}, cuDNN: {}",
+        tch::Cuda::is_available(),
+        tch::Cuda::cudnn_is_available()
+    );
     if n > 0 {
         let names = std::process::Command::new("nvidia-smi")
             .args(["--query-gpu=index,name,memory.total", "--format=csv,noheader"])

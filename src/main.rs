@@ -13,4 +13,3 @@ fn main() {
         std::process::exit(e.exit_code());
     }
 }
-

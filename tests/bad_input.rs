@@ -5,8 +5,14 @@ use common::*;
 #[test]
 fn unknown_arch_and_invalid_depth() {
     let d = tempfile::tempdir().unwrap();
-    assert_input_error(&run(d.path(), &["summary", "--arch", "resnet9000", "--dataset", "cifar10"]), &["--arch", "resnet9000", "wrn"]);
-    assert_input_error(&run(d.path(), &["summary", "--arch", "wrn", "--depth", "27", "--dataset", "cifar10"]), &["--depth", "6n+4", "27"]);
+    assert_input_error(
+        &run(d.path(), &["summary", "--arch", "resnet9000", "--dataset", "cifar10"]),
+        &["--arch", "resnet9000", "wrn"],
+    );
+    assert_input_error(
+        &run(d.path(), &["summary", "--arch", "wrn", "--depth", "27", "--dataset", "cifar10"]),
+        &["--depth", "6n+4", "27"],
+    );
 }
 
 #[test]
@@ -24,7 +30,8 @@ fn config_file_with_unknown_key_or_wrong_type() {
 #[test]
 fn missing_dataset_directory_names_the_files() {
     let d = tempfile::tempdir().unwrap();
-    let o = run(d.path(), &["train", "--dataset", "cifar10", "--data-dir", "nowhere", "--epochs", "1", "--job-id", "x"]);
+    let o =
+        run(d.path(), &["train", "--dataset", "cifar10", "--data-dir", "nowhere", "--epochs", "1", "--job-id", "x"]);
     assert_input_error(&o, &["nowhere", "data_batch_1.bin", "--download"]);
 }
 
@@ -33,7 +40,24 @@ fn corrupt_idx_and_cifar_files() {
     let d = tempfile::tempdir().unwrap();
     let mnist = d.path().join("m");
     write_mnist(&mnist, 20, 10);
-    let args = ["train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "mnist", "--data-dir", "m", "--epochs", "1", "--job-id", "j", "--overwrite"];
+    let args = [
+        "train",
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "m",
+        "--epochs",
+        "1",
+        "--job-id",
+        "j",
+        "--overwrite",
+    ];
     // Truncated IDX (raw file takes precedence over a missing .gz).
     let raw = mnist.join("train-images-idx3-ubyte");
     std::fs::remove_file(mnist.join("train-images-idx3-ubyte.gz")).unwrap();
@@ -51,7 +75,24 @@ fn corrupt_idx_and_cifar_files() {
 
     let cifar = d.path().join("c");
     write_cifar10(&cifar, 4, 4);
-    let cargs = ["train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "cifar10", "--data-dir", "c", "--epochs", "1", "--job-id", "k", "--overwrite"];
+    let cargs = [
+        "train",
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "c",
+        "--epochs",
+        "1",
+        "--job-id",
+        "k",
+        "--overwrite",
+    ];
     let f = cifar.join("data_batch_3.bin");
     let mut b = std::fs::read(&f).unwrap();
     b.push(0);
@@ -77,7 +118,22 @@ fn bad_checkpoints_and_unwritable_run_dir() {
     assert_input_error(&o, &["last.safetensors", "shape"]);
     // Truncated checkpoint.
     std::fs::write(d.path().join("trunc.safetensors"), &good[..good.len() / 2]).unwrap();
-    let o = run(d.path(), &["evaluate", "--resume", "trunc.safetensors", "--arch", "wrn", "--depth", "10", "--width", "1", "--data-dir", "cifar"]);
+    let o = run(
+        d.path(),
+        &[
+            "evaluate",
+            "--resume",
+            "trunc.safetensors",
+            "--arch",
+            "wrn",
+            "--depth",
+            "10",
+            "--width",
+            "1",
+            "--data-dir",
+            "cifar",
+        ],
+    );
     assert_input_error(&o, &["trunc.safetensors", "truncated"]);
     // Missing checkpoint.
     assert_input_error(&run(d.path(), &["evaluate", "--resume", "nope"]), &["nope"]);

@@ -10,14 +10,42 @@ fn spawn(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
 
 fn args(epochs: &'static str) -> Vec<&'static str> {
     vec![
-        "train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "cifar10", "--data-dir", "cifar",
-        "--epochs", epochs, "--batch-size", "16", "--val-split", "0.1", "--seed", "3", "--threads", "1", "--device", "cpu",
-        "--job-id", "k", "--log-interval", "5",
+        "train",
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "cifar",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--val-split",
+        "0.1",
+        "--seed",
+        "3",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--job-id",
+        "k",
+        "--log-interval",
+        "5",
     ]
 }
 
 fn rows(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("runs/k/log.csv")).unwrap().lines().map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",")).collect()
+    std::fs::read_to_string(dir.join("runs/k/log.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 #[test]

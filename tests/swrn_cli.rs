@@ -32,8 +32,28 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     let d = tempfile::tempdir().unwrap();
     write_cifar10(&d.path().join("cifar"), 24, 40);
     let train = [
-        "train", "--arch", "swrn", "--depth", "16", "--width", "1", "--bank-size", "3", "--dataset", "cifar10",
-        "--data-dir", "cifar", "--epochs", "1", "--batch-size", "32", "--cutout", "--threads", "2", "--device", "cpu",
+        "train",
+        "--arch",
+        "swrn",
+        "--depth",
+        "16",
+        "--width",
+        "1",
+        "--bank-size",
+        "3",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "cifar",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--cutout",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
     ];
     let mut first = train.to_vec();
     first.extend(["--job-id", "s"]);
@@ -41,7 +61,8 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Only the 6 coefficient tensors (2 shared convs × 3 stages) escape weight decay.
     assert!(stdout(&o).contains("no_decay weight decay 0        6 tensors, 18 parameters"), "{}", stdout(&o));
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/s/config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/s/config.json")).unwrap()).unwrap();
     assert_eq!(cfg["config"]["cutout"], 16);
 
     let l = run(d.path(), &["visualize", "lsm", "runs/s", "--out-dir", "lsm"]);
@@ -57,7 +78,9 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     };
     let m = run(d.path(), &["export", "--materialize", "runs/s/best.safetensors", "wrn.safetensors"]);
     assert!(m.status.success(), "{}", stderr(&m));
-    assert!(tensor_names(&d.path().join("wrn.safetensors")).iter().all(|n| !n.contains("coefficients") && !n.starts_with("bank_")));
+    assert!(tensor_names(&d.path().join("wrn.safetensors"))
+        .iter()
+        .all(|n| !n.contains("coefficients") && !n.starts_with("bank_")));
     let (a, b) = (ev("runs/s/best.safetensors"), ev("wrn.safetensors"));
     assert_eq!(b["arch"], "wrn");
     assert_eq!(a["top1"], b["top1"]);
@@ -67,7 +90,14 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     let p = run(d.path(), &["export", "--format", "pytorch", "runs/s", "pt.safetensors"]);
     assert!(p.status.success(), "{}", stderr(&p));
     let names = tensor_names(&d.path().join("pt.safetensors"));
-    for want in ["conv_3x3.weight", "bank_1.templates", "stage_1.1.conv1.coefficients", "stage_1.1.conv1.bank.templates", "stage_1.0.bn1.num_batches_tracked", "classifier.bias"] {
+    for want in [
+        "conv_3x3.weight",
+        "bank_1.templates",
+        "stage_1.1.conv1.coefficients",
+        "stage_1.1.conv1.bank.templates",
+        "stage_1.0.bn1.num_batches_tracked",
+        "classifier.bias",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     let mut init = train.to_vec();

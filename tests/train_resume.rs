@@ -5,11 +5,7 @@ use common::*;
 use std::path::Path;
 
 fn log_without_timing(p: &Path) -> Vec<String> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
-        .collect()
+    std::fs::read_to_string(p).unwrap().lines().map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",")).collect()
 }
 
 fn weights(p: &Path) -> Vec<(String, Vec<u8>)> {
@@ -49,7 +45,9 @@ fn two_plus_two_epochs_equal_four_bit_for_bit_and_evaluate_works() {
     assert!(ev.status.success(), "{}", stderr(&ev));
     let report: serde_json::Value = serde_json::from_str(&stdout(&ev)).unwrap();
     assert_eq!(report["count"], 50);
-    assert!(report["top1"].as_f64().unwrap() >= 0.0 && report["top5"].as_f64().unwrap() >= report["top1"].as_f64().unwrap());
+    assert!(
+        report["top1"].as_f64().unwrap() >= 0.0 && report["top5"].as_f64().unwrap() >= report["top1"].as_f64().unwrap()
+    );
     assert!(b.join("eval-best-test.json").is_file());
     let ev = run(d.path(), &["evaluate", "--resume", "runs/split/last", "--split", "val"]);
     assert!(ev.status.success(), "{}", stderr(&ev));
@@ -83,9 +81,37 @@ fn a_run_dir_with_a_run_is_refused_and_nan_keeps_the_last_checkpoint() {
     // A run whose lr explodes at epoch 2 (×1e8 at milestone 1) diverges: exit 3, no panic, and the
     // checkpoint and log of epoch 1 stay as they were.
     let args = [
-        "train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "cifar10", "--data-dir", "cifar",
-        "--epochs", "3", "--batch-size", "32", "--lr", "0.05", "--schedule", "1", "--gammas", "1e8", "--val-split", "0",
-        "--seed", "1", "--threads", "2", "--device", "cpu", "--job-id", "nan",
+        "train",
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "cifar",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "1",
+        "--gammas",
+        "1e8",
+        "--val-split",
+        "0",
+        "--seed",
+        "1",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--job-id",
+        "nan",
     ];
     let nan = run(d.path(), &args);
     let err = stderr(&nan);

@@ -171,7 +171,10 @@ impl Pipeline {
         let mut x = images.f_to_kind(Kind::Float)?;
         if let Some(s) = self.resize.filter(|&s| s != shape[2] || s != shape[3]) {
             // PIL resizes the 8-bit image (antialiased when shrinking) and stays 8-bit: round back.
-            x = x.f_internal_upsample_bilinear2d_aa([s, s], false, None::<f64>, None::<f64>)?.f_round()?.f_clamp(0.0, 255.0)?;
+            x = x
+                .f_internal_upsample_bilinear2d_aa([s, s], false, None::<f64>, None::<f64>)?
+                .f_round()?
+                .f_clamp(0.0, 255.0)?;
         }
         x = x.f_div_scalar(255.0)?;
         if self.gray_to_rgb && shape[1] == 1 {
@@ -222,16 +225,15 @@ fn flip(x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
 fn crop(x: &Tensor, pad: i64, reflect: bool, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let (b, c, h, w) = dims4(x);
     if reflect && (pad >= h || pad >= w) {
-        return Err(input_err!("augmentation op crop:{pad}:reflect: reflection padding must be smaller than the {h}×{w} image."));
+        return Err(input_err!(
+            "augmentation op crop:{pad}:reflect: reflection padding must be smaller than the {h}×{w} image."
+        ));
     }
     let oy: Vec<i64> = (0..b).map(|_| rng.gen_range(0..=2 * pad)).collect();
     let ox: Vec<i64> = (0..b).map(|_| rng.gen_range(0..=2 * pad)).collect();
     let dev = x.device();
-    let padded = if reflect {
-        x.f_reflection_pad2d([pad, pad, pad, pad])?
-    } else {
-        x.f_constant_pad_nd([pad, pad, pad, pad])?
-    };
+    let padded =
+        if reflect { x.f_reflection_pad2d([pad, pad, pad, pad])? } else { x.f_constant_pad_nd([pad, pad, pad, pad])? };
     let rows = per_image(&oy, dev)?.f_add(&arange(h, [1, 1, h, 1], dev)?)?.f_expand([b, c, h, w + 2 * pad], false)?;
     let cols = per_image(&ox, dev)?.f_add(&arange(w, [1, 1, 1, w], dev)?)?.f_expand([b, c, h, w], false)?;
     Ok(padded.f_gather(2, &rows, false)?.f_gather(3, &cols, false)?)
@@ -310,7 +312,9 @@ mod tests {
 
     /// A batch whose pixels are all distinct within an image (values 1..=255 cycling).
     fn ramp(b: i64, c: i64, h: i64, w: i64) -> Tensor {
-        (Tensor::arange(b * c * h * w, (Kind::Int64, Device::Cpu)).remainder(255) + 1).to_kind(Kind::Uint8).view([b, c, h, w])
+        (Tensor::arange(b * c * h * w, (Kind::Int64, Device::Cpu)).remainder(255) + 1)
+            .to_kind(Kind::Uint8)
+            .view([b, c, h, w])
     }
 
     fn constant(b: i64, c: i64, h: i64, w: i64, v: i64) -> Tensor {
@@ -350,7 +354,11 @@ mod tests {
 
     #[test]
     fn shapes_with_resize_and_gray_to_rgb() {
-        let c = AugmentConfig { resize: Some(32), gray_to_rgb: true, ..cfg(&["flip", "crop:4", "rotate:15"], 8, 0.1307, 0.3081) };
+        let c = AugmentConfig {
+            resize: Some(32),
+            gray_to_rgb: true,
+            ..cfg(&["flip", "crop:4", "rotate:15"], 8, 0.1307, 0.3081)
+        };
         for train in [true, false] {
             let p = Pipeline::new(&c, 1, train).unwrap();
             assert_eq!((p.out_channels(), p.out_size(28)), (3, 32));
@@ -358,10 +366,14 @@ mod tests {
             assert_eq!((y.size(), y.kind()), (vec![5, 3, 32, 32], Kind::Float));
         }
         // A constant image stays constant through the resize, and the three channels are equal.
-        let p = Pipeline::new(&AugmentConfig { resize: Some(32), gray_to_rgb: true, ..cfg(&[], 0, 0.0, 1.0) }, 1, true).unwrap();
+        let p = Pipeline::new(&AugmentConfig { resize: Some(32), gray_to_rgb: true, ..cfg(&[], 0, 0.0, 1.0) }, 1, true)
+            .unwrap();
         let y = p.apply(&constant(2, 1, 28, 28, 255), &mut batch_rng(0, 0, 0)).unwrap();
         assert!(y.equal(&Tensor::ones([2, 3, 32, 32], (Kind::Float, Device::Cpu))));
-        assert!(Pipeline::new(&cfg(&[], 0, 0.0, 1.0), 1, true).unwrap().apply(&ramp(1, 3, 4, 4), &mut batch_rng(0, 0, 0)).is_err());
+        assert!(Pipeline::new(&cfg(&[], 0, 0.0, 1.0), 1, true)
+            .unwrap()
+            .apply(&ramp(1, 3, 4, 4), &mut batch_rng(0, 0, 0))
+            .is_err());
     }
 
     #[test]
@@ -444,7 +456,10 @@ mod tests {
         let p = Pipeline::new(&cfg(&[], len, 0.5, 0.5), 3, true).unwrap();
         let y = p.apply(&constant(b, 3, 32, 32, 255), &mut batch_rng(0, 0, 0)).unwrap();
         // Unmasked pixels normalise to exactly 1, masked ones are 0 (the mean), never −1.
-        assert_eq!(y.eq(1.0).sum(Kind::Int64).int64_value(&[]) + y.eq(0.0).sum(Kind::Int64).int64_value(&[]), y.numel() as i64);
+        assert_eq!(
+            y.eq(1.0).sum(Kind::Int64).int64_value(&[]) + y.eq(0.0).sum(Kind::Int64).int64_value(&[]),
+            y.numel() as i64
+        );
         let mut clipped = 0;
         for i in 0..b {
             let hole = y.get(i).eq(0.0);
@@ -457,7 +472,8 @@ mod tests {
             assert_eq!(rows.last().unwrap() - rows[0] + 1, hh);
             if hh < len || ww < len {
                 clipped += 1;
-                let at_border = rows[0] == 0 || *rows.last().unwrap() == 31 || cols[0] == 0 || *cols.last().unwrap() == 31;
+                let at_border =
+                    rows[0] == 0 || *rows.last().unwrap() == 31 || cols[0] == 0 || *cols.last().unwrap() == 31;
                 assert!(at_border, "only boxes at the border are clipped");
             }
         }

@@ -148,7 +148,10 @@ pub(crate) mod tests {
         assert_eq!(x.size(), vec![2, 3, 32, 32]);
         assert_eq!(Vec::<i64>::try_from(&y).unwrap(), vec![0, 9]);
         // Record 1 of data_batch_5: pixel value = 1 + channel.
-        assert_eq!([x.int64_value(&[1, 0, 5, 7]), x.int64_value(&[1, 1, 0, 0]), x.int64_value(&[1, 2, 31, 31])], [1, 2, 3]);
+        assert_eq!(
+            [x.int64_value(&[1, 0, 5, 7]), x.int64_value(&[1, 1, 0, 0]), x.int64_value(&[1, 2, 31, 31])],
+            [1, 2, 3]
+        );
         let test = load(Dataset::Cifar10, dir.path(), false).unwrap();
         assert_eq!(test.len(), 2);
     }

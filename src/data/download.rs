@@ -36,10 +36,22 @@ struct Origin {
 const MNIST: Origin = Origin {
     mirrors: &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
     files: &[
-        Remote { file: "train-images-idx3-ubyte.gz", sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609" },
-        Remote { file: "train-labels-idx1-ubyte.gz", sha256: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c" },
-        Remote { file: "t10k-images-idx3-ubyte.gz", sha256: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6" },
-        Remote { file: "t10k-labels-idx1-ubyte.gz", sha256: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6" },
+        Remote {
+            file: "train-images-idx3-ubyte.gz",
+            sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        },
+        Remote {
+            file: "train-labels-idx1-ubyte.gz",
+            sha256: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        },
+        Remote {
+            file: "t10k-images-idx3-ubyte.gz",
+            sha256: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        },
+        Remote {
+            file: "t10k-labels-idx1-ubyte.gz",
+            sha256: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
     ],
     archive: false,
 };
@@ -47,10 +59,22 @@ const MNIST: Origin = Origin {
 const FASHION_MNIST: Origin = Origin {
     mirrors: &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     files: &[
-        Remote { file: "train-images-idx3-ubyte.gz", sha256: "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84" },
-        Remote { file: "train-labels-idx1-ubyte.gz", sha256: "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845" },
-        Remote { file: "t10k-images-idx3-ubyte.gz", sha256: "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073" },
-        Remote { file: "t10k-labels-idx1-ubyte.gz", sha256: "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5" },
+        Remote {
+            file: "train-images-idx3-ubyte.gz",
+            sha256: "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        },
+        Remote {
+            file: "train-labels-idx1-ubyte.gz",
+            sha256: "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        },
+        Remote {
+            file: "t10k-images-idx3-ubyte.gz",
+            sha256: "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        },
+        Remote {
+            file: "t10k-labels-idx1-ubyte.gz",
+            sha256: "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        },
     ],
     archive: false,
 };
@@ -58,23 +82,41 @@ const FASHION_MNIST: Origin = Origin {
 const KMNIST: Origin = Origin {
     mirrors: &["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
     files: &[
-        Remote { file: "train-images-idx3-ubyte.gz", sha256: "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4" },
-        Remote { file: "train-labels-idx1-ubyte.gz", sha256: "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17" },
-        Remote { file: "t10k-images-idx3-ubyte.gz", sha256: "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5" },
-        Remote { file: "t10k-labels-idx1-ubyte.gz", sha256: "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c" },
+        Remote {
+            file: "train-images-idx3-ubyte.gz",
+            sha256: "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+        },
+        Remote {
+            file: "train-labels-idx1-ubyte.gz",
+            sha256: "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+        },
+        Remote {
+            file: "t10k-images-idx3-ubyte.gz",
+            sha256: "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+        },
+        Remote {
+            file: "t10k-labels-idx1-ubyte.gz",
+            sha256: "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+        },
     ],
     archive: false,
 };
 
 const CIFAR10: Origin = Origin {
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
-    files: &[Remote { file: "cifar-10-binary.tar.gz", sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd" }],
+    files: &[Remote {
+        file: "cifar-10-binary.tar.gz",
+        sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    }],
     archive: true,
 };
 
 const CIFAR100: Origin = Origin {
     mirrors: &["https://www.cs.toronto.edu/~kriz/"],
-    files: &[Remote { file: "cifar-100-binary.tar.gz", sha256: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec" }],
+    files: &[Remote {
+        file: "cifar-100-binary.tar.gz",
+        sha256: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+    }],
     archive: true,
 };
 
@@ -121,7 +163,10 @@ pub fn download(name: &str, dir: &Path) -> Result<()> {
 
 /// Fetches `remote` from the first mirror that serves it with the right checksum.
 fn fetch(mirrors: &[&str], remote: &Remote, dest: &Path) -> Result<()> {
-    let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(30)).timeout_read(Duration::from_secs(120)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(120))
+        .build();
     let mut failures = Vec::new();
     for mirror in mirrors {
         let url = format!("{mirror}{}", remote.file);
@@ -196,9 +241,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Unpacks a `.tar.gz` into `dir` (entries that would land outside `dir` are refused by `tar`).
 pub fn extract_tar_gz(archive: &Path, dir: &Path) -> Result<()> {
     let file = File::open(archive).at(archive)?;
-    tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)))
-        .unpack(dir)
-        .map_err(|e| input_err!("{}: cannot unpack the tar.gz archive into {} ({e}).", archive.display(), dir.display()))
+    tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file))).unpack(dir).map_err(|e| {
+        input_err!("{}: cannot unpack the tar.gz archive into {} ({e}).", archive.display(), dir.display())
+    })
 }
 
 #[cfg(test)]
@@ -235,7 +280,9 @@ mod tests {
     fn present_files_are_left_alone_and_checksums_are_well_formed() {
         for origin in [&MNIST, &FASHION_MNIST, &KMNIST, &CIFAR10, &CIFAR100] {
             for r in origin.files {
-                assert!(r.sha256.len() == 64 && r.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                assert!(
+                    r.sha256.len() == 64 && r.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                );
             }
         }
         // All four files are present, so nothing is fetched (there is no network here).

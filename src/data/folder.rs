@@ -204,11 +204,7 @@ impl ImageFolder {
 /// bilinear) then `CenterCrop(size)` (offsets rounded half to even, as Python's `round`).
 fn resize_center_crop(img: &RgbImage, resize: u32, size: u32) -> RgbImage {
     let (w, h) = (img.width() as u64, img.height() as u64);
-    let (nw, nh) = if w <= h {
-        (resize as u64, resize as u64 * h / w)
-    } else {
-        (resize as u64 * w / h, resize as u64)
-    };
+    let (nw, nh) = if w <= h { (resize as u64, resize as u64 * h / w) } else { (resize as u64 * w / h, resize as u64) };
     let resized = imageops::resize(img, nw as u32, nh as u32, FilterType::Triangle);
     let left = ((nw - size as u64) as f64 / 2.0).round_ties_even() as u32;
     let top = ((nh - size as u64) as f64 / 2.0).round_ties_even() as u32;
@@ -325,7 +321,10 @@ mod tests {
         assert_eq!(x.size(), vec![3, 3, 16, 16]);
         assert_eq!(x.kind(), tch::Kind::Uint8);
         assert_eq!(Vec::<i64>::try_from(&y).unwrap(), vec![0, 1, 0]);
-        assert_eq!([x.int64_value(&[0, 0, 3, 3]), x.int64_value(&[0, 1, 3, 3]), x.int64_value(&[0, 2, 15, 0])], [200, 10, 20]);
+        assert_eq!(
+            [x.int64_value(&[0, 0, 3, 3]), x.int64_value(&[0, 1, 3, 3]), x.int64_value(&[0, 2, 15, 0])],
+            [200, 10, 20]
+        );
         assert_eq!([x.int64_value(&[1, 0, 8, 8]), x.int64_value(&[1, 2, 0, 15])], [77, 77]);
         let val = open("imagefolder", dir.path(), false, &t).unwrap();
         assert_eq!(val.len(), 5);

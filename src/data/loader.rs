@@ -136,7 +136,11 @@ mod tests {
 
     /// n 4×4 RGB images; image i is filled with i % 256 and labelled i.
     fn source(n: i64) -> Arc<dyn Source> {
-        let images = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(256).to_kind(Kind::Uint8).view([n, 1, 1, 1]).repeat([1, 3, 4, 4]);
+        let images = Tensor::arange(n, (Kind::Int64, Device::Cpu))
+            .remainder(256)
+            .to_kind(Kind::Uint8)
+            .view([n, 1, 1, 1])
+            .repeat([1, 3, 4, 4]);
         Arc::new(InMemory::new(images, Tensor::arange(n, (Kind::Int64, Device::Cpu)), n).unwrap())
     }
 
@@ -170,10 +174,16 @@ mod tests {
         assert_ne!(seen, (0..103).collect::<Vec<_>>(), "shuffled");
         seen.sort_unstable();
         assert_eq!(seen, (0..103).collect::<Vec<_>>());
-        let order = |epoch| -> Vec<i64> { loader(&src, 103, 10, true, epoch, 0).flat_map(|b| Vec::<i64>::try_from(&b.unwrap().labels).unwrap()).collect() };
+        let order = |epoch| -> Vec<i64> {
+            loader(&src, 103, 10, true, epoch, 0)
+                .flat_map(|b| Vec::<i64>::try_from(&b.unwrap().labels).unwrap())
+                .collect()
+        };
         assert_eq!(order(1), order(1));
         assert_ne!(order(1), order(2));
-        let plain: Vec<i64> = loader(&src, 103, 10, false, 0, 0).flat_map(|b| Vec::<i64>::try_from(&b.unwrap().labels).unwrap()).collect();
+        let plain: Vec<i64> = loader(&src, 103, 10, false, 0, 0)
+            .flat_map(|b| Vec::<i64>::try_from(&b.unwrap().labels).unwrap())
+            .collect();
         assert_eq!(plain, (0..103).collect::<Vec<_>>());
     }
 
@@ -213,13 +223,26 @@ mod tests {
                 return Err(Error::Input("bad image 5".into()));
             }
             let n = indices.len() as i64;
-            Ok((Tensor::zeros([n, 3, 2, 2], (Kind::Uint8, Device::Cpu)), Tensor::zeros([n], (Kind::Int64, Device::Cpu))))
+            Ok((
+                Tensor::zeros([n, 3, 2, 2], (Kind::Uint8, Device::Cpu)),
+                Tensor::zeros([n], (Kind::Int64, Device::Cpu)),
+            ))
         }
     }
 
     #[test]
     fn a_source_error_ends_the_epoch_with_that_error() {
-        let l = BatchLoader::new(Arc::new(Failing), Arc::new((0..10).collect()), 2, false, pipeline(&[], 0), 0, 0, 0, Device::Cpu);
+        let l = BatchLoader::new(
+            Arc::new(Failing),
+            Arc::new((0..10).collect()),
+            2,
+            false,
+            pipeline(&[], 0),
+            0,
+            0,
+            0,
+            Device::Cpu,
+        );
         let items: Vec<Result<Batch>> = l.collect();
         assert_eq!(items.len(), 3);
         assert!(items[0].is_ok() && items[1].is_ok());

@@ -346,7 +346,8 @@ mod tests {
         let first = |mut r: ChaCha8Rng| r.next_u64();
         let base = first(batch_rng(1, 2, 3));
         assert_eq!(base, first(batch_rng(1, 2, 3)));
-        for other in [batch_rng(0, 2, 3), batch_rng(1, 0, 3), batch_rng(1, 2, 0), stream_rng(1, 2, 3, Stream::Shuffle)] {
+        for other in [batch_rng(0, 2, 3), batch_rng(1, 0, 3), batch_rng(1, 2, 0), stream_rng(1, 2, 3, Stream::Shuffle)]
+        {
             assert_ne!(base, first(other));
         }
         let idx: Vec<i64> = (0..100).collect();

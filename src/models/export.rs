@@ -20,9 +20,9 @@ pub enum ExportFormat {
 fn open(src: &Path) -> Result<(checkpoint::Checkpoint, ModelConfig)> {
     let path = checkpoint::resolve(src, "best")?;
     let ck = checkpoint::load(&path)?;
-    let mc = ck
-        .model_config()?
-        .ok_or_else(|| input_err!("{}: the checkpoint does not say which model it holds (no model_config metadata).", path.display()))?;
+    let mc = ck.model_config()?.ok_or_else(|| {
+        input_err!("{}: the checkpoint does not say which model it holds (no model_config metadata).", path.display())
+    })?;
     Ok((ck, mc))
 }
 
@@ -54,7 +54,10 @@ pub fn materialize(src: &Path, out: &Path) -> Result<ModelConfig> {
     let (ck, mc) = open(src)?;
     let arch = find(&mc.arch)?;
     let fold = arch.materialize.ok_or_else(|| {
-        input_err!("--materialize: architecture '{}' has no plain equivalent to fold into (SWRN checkpoints do).", mc.arch)
+        input_err!(
+            "--materialize: architecture '{}' has no plain equivalent to fold into (SWRN checkpoints do).",
+            mc.arch
+        )
     })?;
     let named: Vec<_> = ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     let (plain, tensors) = fold(&named, &mc)?;

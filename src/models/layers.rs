@@ -1,5 +1,13 @@
 //! Layers shared by every model family: plain convolution, batch norm and linear layers with the
 //! initialisations the papers use, plus the layer trace that `convtrain summary` reads.
+//!
+//! Every layer also accepts a checkered tensor `(B, C, S, H, W)` (checkered.md §2): a 5-D input makes
+//! [`Conv2d`] / [`conv2d_traced`] a checkered convolution with the same 4-D weight, the pool helpers
+//! checkered pools, [`BatchNorm`] share its statistics over all submaps (BatchNorm3d) and
+//! [`channel_dropout`] drop whole channels (Dropout3d). A network becomes a checkered CNN by
+//! [`checkered_input`] at its entry and [`submap_mean`] before its head, with the same variables.
+use super::checkered;
+pub use super::checkered::submap_mean;
 use std::cell::RefCell;
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
@@ -102,6 +110,17 @@ impl ConvSpec {
         self.groups = g;
         self
     }
+    /// PyTorch ≤ 1.0's (and today's) default Conv2d initialisation for `in_channels` inputs: weight and
+    /// bias ~ U(±1/√fan_in), fan_in = in/groups·k².
+    pub fn torch_default(self, in_channels: i64) -> Self {
+        let init = torch_default_uniform(in_channels / self.groups * self.kernel * self.kernel);
+        self.init(init).bias_init(init)
+    }
+}
+
+/// A batch norm initialised as PyTorch 0.4 did: γ ~ U(0,1), β = 0 (checkered.md §7 pitfall 8).
+pub fn torch04_batch_norm(p: &nn::Path, channels: i64) -> BatchNorm {
+    BatchNorm::with_gamma_init(p, channels, Init::Uniform { lo: 0.0, up: 1.0 })
 }
 
 /// A 2-D convolution whose weight is a variable `weight` (and optional `bias`) under its path.
@@ -130,16 +149,60 @@ impl Conv2d {
     }
 }
 
-/// `conv2d` with the given geometry, recorded in the layer trace.
+/// `conv2d` with the given geometry, recorded in the layer trace. A 5-D input gets the checkered
+/// convolution with the same weight (stride 1 or 2 only).
 pub fn conv2d_traced(name: &str, xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Tensor {
     let s = spec.stride;
     let p = spec.padding;
     let d = spec.dilation;
-    let out = xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups);
+    let (out, kind) = if xs.dim() == 5 {
+        (checkered::conv(xs, weight, bias, s, p, d, spec.groups), "CheckeredConv2d")
+    } else {
+        (xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups), "Conv2d")
+    };
     let w = weight.size();
     let per_out = w[1] * w[2] * w[3];
-    trace(name, "Conv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+    trace(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
     out
+}
+
+/// `MaxPool2d(kernel, stride, padding)` (padding −∞) on 4-D input; on 5-D input the checkered
+/// max-pool, whose padding is zero as in the original (checkered.md §7 pitfall 3). Traced.
+pub fn max_pool2d(name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+    let out = if xs.dim() == 5 {
+        checkered::max_pool(xs, kernel, 1, stride, padding)
+    } else {
+        xs.max_pool2d([kernel, kernel], [stride, stride], [padding, padding], [1, 1], false)
+    };
+    trace(name, "MaxPool2d", &out, 0);
+    out
+}
+
+/// `AvgPool2d(kernel, stride, padding)` (padding zeros counted) on 4-D input; on 5-D input the
+/// checkered average pool. Traced.
+pub fn avg_pool2d(name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+    let out = if xs.dim() == 5 {
+        checkered::avg_pool(xs, kernel, 1, stride, padding)
+    } else {
+        xs.avg_pool2d([kernel, kernel], [stride, stride], [padding, padding], false, true, None::<i64>)
+    };
+    trace(name, "AvgPool2d", &out, 0);
+    out
+}
+
+/// Channel dropout: `Dropout2d` on 4-D input, `Dropout3d` on 5-D input (whole channels of a sample,
+/// all submaps at once).
+pub fn channel_dropout(xs: &Tensor, p: f64, train: bool) -> Tensor {
+    xs.feature_dropout(p, train)
+}
+
+/// The checkered entry (`x.unsqueeze(2)`, one submap) when `checkered`; the input unchanged otherwise.
+pub fn checkered_input(xs: &Tensor, checkered: bool) -> Tensor {
+    if checkered && xs.dim() == 4 {
+        xs.unsqueeze(2)
+    } else {
+        xs.shallow_clone()
+    }
 }
 
 impl nn::Module for Conv2d {
@@ -149,6 +212,7 @@ impl nn::Module for Conv2d {
 }
 
 /// Batch norm (eps 1e-5, momentum 0.1) with γ=1, β=0 unless told otherwise; works on 2-D to 5-D input.
+/// On a checkered tensor the statistics are shared by all submaps (BatchNorm3d, checkered.md §7 pitfall 6).
 #[derive(Debug)]
 pub struct BatchNorm {
     inner: nn::BatchNorm,

@@ -1,11 +1,16 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
+pub mod checkered;
+pub mod densenet;
 pub mod export;
 pub mod layers;
+pub mod mnist_toy;
+pub mod resnet;
 pub mod soft_sharing;
 pub mod summary;
 pub mod swrn;
+pub mod vgg;
 pub mod wrn;
 
 use crate::error::Result;
@@ -75,7 +80,10 @@ pub fn same_names(t: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    wrn::ARCHS.iter().chain(swrn::ARCHS).collect()
+    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.
@@ -128,5 +136,26 @@ impl Model {
     /// Trainable parameters, sorted by name.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         self.named_variables().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+}
+
+/// A configuration for tests: `arch` with default depth/width.
+#[cfg(test)]
+pub(crate) fn test_config(
+    arch: &str,
+    num_classes: i64,
+    checkered: bool,
+    in_channels: i64,
+    image_size: i64,
+) -> ModelConfig {
+    ModelConfig {
+        arch: arch.into(),
+        depth: None,
+        width: None,
+        bank_size: None,
+        checkered,
+        num_classes,
+        in_channels,
+        image_size,
     }
 }

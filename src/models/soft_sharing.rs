@@ -188,7 +188,8 @@ mod tests {
         for (rows, cols) in [(6, 2), (6, 6), (6, 9), (1, 4)] {
             let q = orthogonal(rows, cols);
             assert_eq!(q.size(), vec![rows, cols]);
-            let (gram, n) = if rows <= cols { (q.matmul(&q.transpose(0, 1)), rows) } else { (q.transpose(0, 1).matmul(&q), cols) };
+            let (gram, n) =
+                if rows <= cols { (q.matmul(&q.transpose(0, 1)), rows) } else { (q.transpose(0, 1).matmul(&q), cols) };
             let eye = Tensor::eye(n, (Kind::Float, Device::Cpu));
             assert!(max_abs(&(gram - eye)) < 1e-5, "{rows}x{cols}");
         }

@@ -43,11 +43,23 @@ pub fn summarize(model: &Model, weight_decay: f64, excl: &DecayExclusion) -> Mod
                 n += p.numel() as i64;
             }
         }
-        rows.push(SummaryRow { name: t.name.clone(), kind: t.kind.to_string(), shape: t.shape.clone(), params: n, macs: t.macs });
+        rows.push(SummaryRow {
+            name: t.name.clone(),
+            kind: t.kind.to_string(),
+            shape: t.shape.clone(),
+            params: n,
+            macs: t.macs,
+        });
     }
     for (i, (name, p)) in params.iter().enumerate() {
         if !owned[i] {
-            rows.push(SummaryRow { name: name.clone(), kind: "Parameter".into(), shape: p.size(), params: p.numel() as i64, macs: 0 });
+            rows.push(SummaryRow {
+                name: name.clone(),
+                kind: "Parameter".into(),
+                shape: p.size(),
+                params: p.numel() as i64,
+                macs: 0,
+            });
         }
     }
     let groups = param_groups(params, weight_decay, excl)
@@ -77,10 +89,22 @@ impl ModelSummary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let w = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
-        let _ = writeln!(s, "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}", "layer", "type", "output shape", "parameters", "MACs");
+        let _ = writeln!(
+            s,
+            "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}",
+            "layer", "type", "output shape", "parameters", "MACs"
+        );
         for r in &self.rows {
             let shape = format!("{:?}", r.shape);
-            let _ = writeln!(s, "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}", r.name, r.kind, shape, thousands(r.params), thousands(r.macs));
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}",
+                r.name,
+                r.kind,
+                shape,
+                thousands(r.params),
+                thousands(r.macs)
+            );
         }
         let _ = writeln!(s, "\ntrainable parameters: {}", thousands(self.total_params));
         for (name, wd, n) in &self.groups {

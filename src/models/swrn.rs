@@ -32,7 +32,8 @@ pub const ARCHS: &[Arch] = &[Arch {
 /// [`materialize`] for the registry: the SWRN's configuration becomes the WRN's.
 fn materialize_config(named: &[(String, Tensor)], cfg: &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)> {
     let (depth, width, bank) = depth_width_bank(cfg);
-    let plain = ModelConfig { arch: "wrn".into(), depth: Some(depth), width: Some(width), bank_size: None, ..cfg.clone() };
+    let plain =
+        ModelConfig { arch: "wrn".into(), depth: Some(depth), width: Some(width), bank_size: None, ..cfg.clone() };
     Ok((plain, materialize(named, depth, width, bank)?))
 }
 
@@ -160,7 +161,8 @@ pub fn materialize(
                             alpha.numel()
                         ));
                     }
-                    let weight = mix(&templates.to_kind(Kind::Float), &alpha.to_kind(Kind::Float).to_device(templates.device()));
+                    let weight =
+                        mix(&templates.to_kind(Kind::Float), &alpha.to_kind(Kind::Float).to_device(templates.device()));
                     out.insert(format!("stage_{s}.{b}.{conv}.weight"), weight.detach());
                 }
             }
@@ -266,9 +268,7 @@ pub fn load_named(vs: &nn::VarStore, named: &[(String, Tensor)]) -> Result<()> {
     if !unexpected.is_empty() || !vars.is_empty() {
         let mut missing: Vec<&String> = vars.keys().collect();
         missing.sort();
-        return Err(input_err!(
-            "the weights do not match the model: missing {missing:?}, unexpected {unexpected:?}."
-        ));
+        return Err(input_err!("the weights do not match the model: missing {missing:?}, unexpected {unexpected:?}."));
     }
     Ok(())
 }
@@ -442,7 +442,8 @@ mod tests {
                 assert_eq!(labels, ["1.conv1", "1.conv2", "2.conv1", "2.conv2", "3.conv1", "3.conv2"]);
                 let rows: Vec<Tensor> = layers.iter().map(|(_, a)| a.reshape([k])).collect();
                 let a = Tensor::stack(&rows, 0).detach();
-                let (gram, n) = if k >= 6 { (a.matmul(&a.transpose(0, 1)), 6) } else { (a.transpose(0, 1).matmul(&a), k) };
+                let (gram, n) =
+                    if k >= 6 { (a.matmul(&a.transpose(0, 1)), 6) } else { (a.transpose(0, 1).matmul(&a), k) };
                 let err = max_abs(&(gram - Tensor::eye(n, (Kind::Float, Device::Cpu))));
                 assert!(err < 1e-5, "stage {s}, k = {k}: orthonormality error {err}");
             }

@@ -1,7 +1,10 @@
 //! Pre-activation Wide ResNet (WRN-d-w) exactly as the SWRN repository's `Block`/`SWRN` with every
 //! convolution plain (spec/swrn.md §3). SWRN reuses this skeleton and swaps the convolutions of blocks
 //! 1..N-1 of each stage for shared ones through [`StageConvs`].
-use super::layers::{kaiming_normal, BatchNorm, Conv2d, ConvSpec, Linear};
+//!
+//! [`WideResNet::with_checkered`] runs the same variables as a checkered CNN (checkered.md §3, Table 1's
+//! WRN-28×10 row): `x.unsqueeze(2)` at the entry and the mean over submaps before the global pool.
+use super::layers::{checkered_input, kaiming_normal, submap_mean, BatchNorm, Conv2d, ConvSpec, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
@@ -78,8 +81,7 @@ fn plain_block(p: &nn::Path, cin: i64, cout: i64, stride: i64) -> Block {
         conv1: Box::new(Conv2d::new(&(p / "conv1"), cin, cout, ConvSpec::new(3).stride(stride).padding(1))),
         bn2: BatchNorm::new(&(p / "bn2"), cout),
         conv2: Box::new(Conv2d::new(&(p / "conv2"), cout, cout, ConvSpec::new(3).padding(1))),
-        shortcut: (cin != cout)
-            .then(|| Conv2d::new(&(p / "convShortcut"), cin, cout, ConvSpec::new(1).stride(stride))),
+        shortcut: (cin != cout).then(|| Conv2d::new(&(p / "convShortcut"), cin, cout, ConvSpec::new(1).stride(stride))),
     }
 }
 
@@ -90,6 +92,7 @@ pub struct WideResNet {
     blocks: Vec<Block>,
     last_bn: BatchNorm,
     classifier: Linear,
+    checkered: bool,
 }
 
 impl WideResNet {
@@ -127,19 +130,30 @@ impl WideResNet {
             }
         }
         let last_bn = BatchNorm::new(&(root / "lastact" / "0"), channels[3]);
-        let classifier =
-            Linear::new(&(root / "classifier"), channels[3], num_classes, kaiming_normal(channels[3]), Some(Init::Const(0.0)));
-        Ok(WideResNet { stem, blocks, last_bn, classifier })
+        let classifier = Linear::new(
+            &(root / "classifier"),
+            channels[3],
+            num_classes,
+            kaiming_normal(channels[3]),
+            Some(Init::Const(0.0)),
+        );
+        Ok(WideResNet { stem, blocks, last_bn, classifier, checkered: false })
+    }
+
+    /// Makes the network a checkered CNN (or a plain one again); the variables are unchanged.
+    pub fn with_checkered(mut self, checkered: bool) -> Self {
+        self.checkered = checkered;
+        self
     }
 }
 
 impl ModuleT for WideResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward(x);
+        let mut y = self.stem.forward(&checkered_input(x, self.checkered));
         for b in &self.blocks {
             y = b.forward_t(&y, train);
         }
-        let y = self.last_bn.forward_t(&y, train).relu();
+        let y = submap_mean(&self.last_bn.forward_t(&y, train).relu());
         // AvgPool2d(8) on the 8×8 map of 32×32 inputs is the global mean; taking the mean keeps
         // other input sizes usable.
         let y = y.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
@@ -154,7 +168,8 @@ pub fn depth_width(cfg: &ModelConfig) -> (i64, i64) {
 
 fn build_wrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
     let (depth, width) = depth_width(cfg);
-    Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, &mut PlainConvs)?))
+    let net = WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, &mut PlainConvs)?;
+    Ok(Box::new(net.with_checkered(cfg.checkered)))
 }
 
 #[cfg(test)]
@@ -191,5 +206,16 @@ mod tests {
         assert_eq!(y.size(), vec![2, 10]);
         let e = Model::build(&cfg(27, 1, 10), Device::Cpu).unwrap_err();
         assert!(e.to_string().contains("6n+4"), "{e}");
+    }
+
+    #[test]
+    fn checkered_wrn_keeps_its_parameters_and_quadruples_the_last_stage_submaps() {
+        let plain = Model::build(&cfg(10, 1, 10), Device::Cpu).unwrap();
+        let m = Model::build(&ModelConfig { checkered: true, ..cfg(10, 1, 10) }, Device::Cpu).unwrap();
+        assert_eq!(m.num_parameters(), plain.num_parameters());
+        let x = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let (y, tr) = crate::models::layers::trace_forward(|| m.forward_t(&x, false));
+        assert_eq!(y.size(), vec![2, 10]);
+        assert_eq!(tr.iter().find(|t| t.name == "lastact.0").unwrap().shape, vec![2, 64, 4, 8, 8]);
     }
 }

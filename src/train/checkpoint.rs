@@ -117,13 +117,17 @@ pub fn resolve(arg: &Path, default: &str) -> Result<PathBuf> {
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).at(path)?;
     let bad = |e: &dyn std::fmt::Display| {
-        input_err!("{}: not a valid convtrain/safetensors checkpoint ({e}); the file may be truncated or of another format.", path.display())
+        input_err!(
+            "{}: not a valid convtrain/safetensors checkpoint ({e}); the file may be truncated or of another format.",
+            path.display()
+        )
     };
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(&e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(&e))?;
     let mut tensors = Vec::new();
     for (name, v) in st.tensors() {
-        let kind = kind_of(v.dtype()).ok_or_else(|| bad(&format!("tensor '{name}' has unsupported dtype {:?}", v.dtype())))?;
+        let kind =
+            kind_of(v.dtype()).ok_or_else(|| bad(&format!("tensor '{name}' has unsupported dtype {:?}", v.dtype())))?;
         let shape: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
         let t = Tensor::f_from_data_size(v.data(), &shape, kind).map_err(|e| bad(&e))?;
         tensors.push((name, t));
@@ -163,7 +167,9 @@ impl Checkpoint {
 pub fn load_into(model: &Model, tensors: &[(String, Tensor)], source: &Path, source_arch: Option<&str>) -> Result<()> {
     let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let arch_note = match source_arch {
-        Some(a) if a != model.arch.name => format!(" The checkpoint is of architecture '{a}', the model is '{}'.", model.arch.name),
+        Some(a) if a != model.arch.name => {
+            format!(" The checkpoint is of architecture '{a}', the model is '{}'.", model.arch.name)
+        }
         _ => String::new(),
     };
     for (name, var) in model.named_variables() {
@@ -217,6 +223,10 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
         let e = load(&p).unwrap_err().to_string();
         assert!(e.contains("c.safetensors") && e.contains("truncated"), "{e}");
-        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
     }
 }

@@ -11,9 +11,9 @@ use super::log::{CsvLog, EpochRow};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::progress::Progress;
 use super::schedule::{Position, Schedule};
+use super::setup::{setup_data, DataSetup};
 use super::{derive_seed, parse_device};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
-use super::setup::{setup_data, DataSetup};
 use crate::data::BatchLoader;
 use crate::error::{Error, IoContext, Result};
 use crate::input_err;
@@ -120,11 +120,19 @@ fn utc_timestamp() -> String {
 pub fn read_run_config(run: &RunDir) -> Result<TrainConfig> {
     let path = run.config();
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        input_err!("{}: cannot read the run's configuration ({e}); is {} a convtrain run directory?", path.display(), run.dir.display())
+        input_err!(
+            "{}: cannot read the run's configuration ({e}); is {} a convtrain run directory?",
+            path.display(),
+            run.dir.display()
+        )
     })?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| input_err!("{}: corrupt run configuration ({e}).", path.display()))?;
-    TrainConfig::resolve(v.get("config").cloned().unwrap_or_default(), serde_json::Value::Null, &path.display().to_string())
+    TrainConfig::resolve(
+        v.get("config").cloned().unwrap_or_default(),
+        serde_json::Value::Null,
+        &path.display().to_string(),
+    )
 }
 
 /// Removes `.<name>.<pid>.tmp` files a killed process left behind (see `checkpoint::write_atomic`).
@@ -148,7 +156,10 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
     let auto = opts.resume.as_deref() == Some(Path::new("auto"));
     let resume_dir = match &opts.resume {
         Some(_) if auto => {
-            let job = cfg.job_id.clone().ok_or_else(|| input_err!("--resume auto: needs --job-id to know which run to continue."))?;
+            let job = cfg
+                .job_id
+                .clone()
+                .ok_or_else(|| input_err!("--resume auto: needs --job-id to know which run to continue."))?;
             let d = cfg.runs_dir.join(job);
             d.join("last.safetensors").is_file().then_some(d)
         }
@@ -166,8 +177,11 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
         sweep_temp_files(&run.dir);
         let saved = read_run_config(&run)?;
         // Flags given now may change only what cannot change the computation.
-        let changed: Vec<String> =
-            saved.differing_keys(&cfg).into_iter().filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()) && k != "job_id" && k != "runs_dir").collect();
+        let changed: Vec<String> = saved
+            .differing_keys(&cfg)
+            .into_iter()
+            .filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()) && k != "job_id" && k != "runs_dir")
+            .collect();
         if !changed.is_empty() && !auto {
             return Err(input_err!(
                 "--resume {}: cannot change {} of an existing run (only {} may change on resume); start a new run instead.",
@@ -179,7 +193,9 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
         let mut effective = saved;
         for k in RESUMABLE_OVERRIDES {
             let v = serde_json::to_value(&cfg).ok().and_then(|v| v.get(*k).cloned());
-            if let (Some(v), serde_json::Value::Object(mut m)) = (v, serde_json::to_value(&effective).unwrap_or_default()) {
+            if let (Some(v), serde_json::Value::Object(mut m)) =
+                (v, serde_json::to_value(&effective).unwrap_or_default())
+            {
                 m.insert(k.to_string(), v);
                 effective = serde_json::from_value(serde_json::Value::Object(m)).unwrap_or(effective);
             }
@@ -203,11 +219,13 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
             }
         }
     }
-    std::fs::create_dir_all(&run.dir)
-        .map_err(|e| input_err!("{}: cannot create the run directory ({e}); choose a writable --runs-dir.", run.dir.display()))?;
+    std::fs::create_dir_all(&run.dir).map_err(|e| {
+        input_err!("{}: cannot create the run directory ({e}); choose a writable --runs-dir.", run.dir.display())
+    })?;
     let probe = run.dir.join(".convtrain-write-test");
-    std::fs::write(&probe, b"")
-        .map_err(|e| input_err!("{}: the run directory is not writable ({e}); choose a writable --runs-dir.", run.dir.display()))?;
+    std::fs::write(&probe, b"").map_err(|e| {
+        input_err!("{}: the run directory is not writable ({e}); choose a writable --runs-dir.", run.dir.display())
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok((run, cfg, false))
 }
@@ -233,7 +251,10 @@ fn write_config(run: &RunDir, cfg: &TrainConfig, model: &Model, device: Device, 
 
 fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
     DecayExclusion {
-        name_contains: cfg.no_decay.clone().unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
+        name_contains: cfg
+            .no_decay
+            .clone()
+            .unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
         one_dim: cfg.no_decay_1d,
     }
 }
@@ -264,17 +285,21 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
     let mut state = TrainState::default();
     if resuming {
         let ck = checkpoint::load(&run.last())?;
-        checkpoint::load_into(&model, &ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>(), &run.last(), ck.metadata.get("arch").map(String::as_str))?;
+        checkpoint::load_into(
+            &model,
+            &ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>(),
+            &run.last(),
+            ck.metadata.get("arch").map(String::as_str),
+        )?;
         sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
-        state = ck
-            .metadata
-            .get("train_state")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(|| input_err!("{}: checkpoint has no training state; it cannot be resumed.", run.last().display()))?;
+        state = ck.metadata.get("train_state").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
+            input_err!("{}: checkpoint has no training state; it cannot be resumed.", run.last().display())
+        })?;
     } else {
         if let Some(src) = &opts.init_from {
             let ck = checkpoint::load(src)?;
-            let tensors = (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
+            let tensors =
+                (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
             checkpoint::load_into(&model, &tensors, src, ck.metadata.get("arch").map(String::as_str))?;
         }
         write_config(&run, &cfg, &model, device, &setup)?;
@@ -293,7 +318,13 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
         tch::get_num_threads()
     );
     for g in &sgd.groups {
-        println!("  parameter group {:<8} weight decay {:<8} {} tensors, {} parameters", g.name, g.weight_decay, g.params.len(), g.num_elements());
+        println!(
+            "  parameter group {:<8} weight decay {:<8} {} tensors, {} parameters",
+            g.name,
+            g.weight_decay,
+            g.params.len(),
+            g.num_elements()
+        );
     }
     if resuming {
         println!("  resuming at epoch {} batch {}", state.epoch + 1, state.batch);
@@ -350,7 +381,8 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             let group_end = (group_start + cfg.accum_steps).min(batches_per_epoch);
             let group_examples = ((group_end * cfg.batch_size).min(n_train) - group_start * cfg.batch_size) as f64;
             (&loss * (bs as f64 / group_examples)).backward();
-            let correct = f64::try_from(logits.argmax(-1, false).eq_tensor(&batch.labels).sum(Kind::Float)).unwrap_or(0.0);
+            let correct =
+                f64::try_from(logits.argmax(-1, false).eq_tensor(&batch.labels).sum(Kind::Float)).unwrap_or(0.0);
             micro.push((loss, bs as f64));
             state.loss_sum += loss_value * bs as f64;
             state.correct += correct;
@@ -390,7 +422,16 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             }
         }
         progress.finish();
-        let lr_epoch = schedule.lr(cfg.lr, Position { epoch, batch: 1, batches_per_epoch, full_batches_per_epoch: full_batches, total_epochs: cfg.epochs });
+        let lr_epoch = schedule.lr(
+            cfg.lr,
+            Position {
+                epoch,
+                batch: 1,
+                batches_per_epoch,
+                full_batches_per_epoch: full_batches,
+                total_epochs: cfg.epochs,
+            },
+        );
         let val = evaluate(&model, &setup, false, cfg.eval_batch_size, device)?;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;

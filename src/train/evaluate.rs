@@ -24,7 +24,13 @@ pub struct EvalResult {
 
 /// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`, or on the
 /// training split with eval transforms when `on_train` is set.
-pub fn evaluate(model: &Model, setup: &DataSetup, on_train: bool, batch_size: usize, device: Device) -> Result<EvalResult> {
+pub fn evaluate(
+    model: &Model,
+    setup: &DataSetup,
+    on_train: bool,
+    batch_size: usize,
+    device: Device,
+) -> Result<EvalResult> {
     let (source, indices) = if on_train {
         (setup.train_source.clone(), std::sync::Arc::new(setup.train_indices.clone()))
     } else {
@@ -108,13 +114,16 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     }
     let split_file = run.as_ref().map(|r| r.split());
     if req.split == "val" && cfg.val_split <= 0.0 {
-        return Err(input_err!("--split val: this run validated on the test set (val_split 0); there is no held-out split."));
+        return Err(input_err!(
+            "--split val: this run validated on the test set (val_split 0); there is no held-out split."
+        ));
     }
     let device = parse_device(&cfg.device)?;
     let setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
     let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
     let model = Model::build(&mc, device)?;
-    let tensors: Vec<_> = (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
+    let tensors: Vec<_> =
+        (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
     checkpoint::load_into(&model, &tensors, &ck_path, ck.metadata.get("arch").map(String::as_str))?;
     let result = evaluate(&model, &setup, false, cfg.eval_batch_size, device)?;
     let report = EvaluateReport {

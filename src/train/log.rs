@@ -108,7 +108,18 @@ mod tests {
     use super::*;
 
     fn row(e: usize) -> EpochRow {
-        EpochRow { epoch: e, lr: 0.1, train_loss: 1.5, train_top1: 40.0, val_loss: 1.2, val_top1: 50.0, val_top5: 90.0, best_val_top1: 50.0, epoch_seconds: 1.0, images_per_second: 100.0 }
+        EpochRow {
+            epoch: e,
+            lr: 0.1,
+            train_loss: 1.5,
+            train_top1: 40.0,
+            val_loss: 1.2,
+            val_top1: 50.0,
+            val_top5: 90.0,
+            best_val_top1: 50.0,
+            epoch_seconds: 1.0,
+            images_per_second: 100.0,
+        }
     }
 
     #[test]

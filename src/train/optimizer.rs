@@ -122,7 +122,11 @@ impl Sgd {
                 Some(shape) if *shape == t.size() => {
                     buffers.insert(name, t);
                 }
-                _ => return Err(crate::input_err!("checkpoint: momentum buffer '{name}' does not match any parameter of the model.")),
+                _ => {
+                    return Err(crate::input_err!(
+                        "checkpoint: momentum buffer '{name}' does not match any parameter of the model."
+                    ))
+                }
             }
         }
         self.buffers = buffers;
@@ -151,7 +155,12 @@ mod tests {
         // p = 1 − 0.114 = 0.886. Second step with g=0.5: d = 0.5+0.0886 = 0.5886; buf = 0.54+0.5886 =
         // 1.1286; d = 0.5886 + 1.01574 = 1.60434; p = 0.886 − 0.160434 = 0.725566.
         let p = param(&[1.0]);
-        let mut sgd = Sgd::new(vec![ParamGroup { name: "decay", weight_decay: 0.1, params: vec![("w".into(), p.shallow_clone())] }], 0.9, 0.0, true);
+        let mut sgd = Sgd::new(
+            vec![ParamGroup { name: "decay", weight_decay: 0.1, params: vec![("w".into(), p.shallow_clone())] }],
+            0.9,
+            0.0,
+            true,
+        );
         set_grad(&p, &[0.5]);
         sgd.step(0.1);
         assert!((f64::try_from(&p).unwrap() - 0.886).abs() < 1e-6);
@@ -165,7 +174,12 @@ mod tests {
     fn plain_momentum_with_dampening() {
         // m=0.9, dampening 0.5, no wd, lr 1: step1 buf=g=1 → p=−1; step2 buf=0.9+0.5=1.4 → p=−2.4.
         let p = param(&[0.0]);
-        let mut sgd = Sgd::new(vec![ParamGroup { name: "decay", weight_decay: 0.0, params: vec![("w".into(), p.shallow_clone())] }], 0.9, 0.5, false);
+        let mut sgd = Sgd::new(
+            vec![ParamGroup { name: "decay", weight_decay: 0.0, params: vec![("w".into(), p.shallow_clone())] }],
+            0.9,
+            0.5,
+            false,
+        );
         for _ in 0..2 {
             sgd.zero_grad();
             set_grad(&p, &[1.0]);
@@ -179,7 +193,11 @@ mod tests {
         let a = param(&[1.0, 1.0]);
         let coeff = param(&[1.0]);
         let excl = DecayExclusion { name_contains: vec!["coefficients".into()], one_dim: false };
-        let groups = param_groups(vec![("conv.weight".into(), a.shallow_clone()), ("conv.coefficients".into(), coeff.shallow_clone())], 0.5, &excl);
+        let groups = param_groups(
+            vec![("conv.weight".into(), a.shallow_clone()), ("conv.coefficients".into(), coeff.shallow_clone())],
+            0.5,
+            &excl,
+        );
         assert_eq!(groups[1].params[0].0, "conv.coefficients");
         let mut sgd = Sgd::new(groups, 0.9, 0.0, true);
         // Zero gradients everywhere: weight decay alone moves the decayed tensor, not the excluded one.
@@ -190,7 +208,19 @@ mod tests {
         assert!(f64::try_from(a.get(0)).unwrap() < 1.0);
         let st = sgd.state();
         assert_eq!(st.len(), 2);
-        let mut fresh = Sgd::new(vec![ParamGroup { name: "decay", weight_decay: 0.0, params: vec![("conv.weight".into(), a.shallow_clone()), ("conv.coefficients".into(), coeff.shallow_clone())] }], 0.9, 0.0, true);
+        let mut fresh = Sgd::new(
+            vec![ParamGroup {
+                name: "decay",
+                weight_decay: 0.0,
+                params: vec![
+                    ("conv.weight".into(), a.shallow_clone()),
+                    ("conv.coefficients".into(), coeff.shallow_clone()),
+                ],
+            }],
+            0.9,
+            0.0,
+            true,
+        );
         fresh.load_state(st).unwrap();
         assert!(fresh.load_state(vec![("nope".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))]).is_err());
         let one_d = DecayExclusion { name_contains: vec![], one_dim: true };

@@ -12,13 +12,22 @@ pub enum Schedule {
     /// (swrn.md §4) and, with milestones at 50 %/75 %, the PyTorch-0.4 MultiStepLR stepping of the
     /// checkered demos (checkered.md §7 pitfall 9). DiracNet's torchnet decay "before 1-indexed epoch
     /// m" is milestone m−1 here (diracnet.md §5.4).
-    MultiStep { milestones: Vec<usize>, gammas: Vec<f64> },
+    MultiStep {
+        milestones: Vec<usize>,
+        gammas: Vec<f64>,
+    },
     /// SGDR updated every mini-batch, with the quirks of the VGG sweep (vgg_features.md §3.3): the
     /// step denominator is ⌊N/batch⌋ (so the last partial batch overshoots) and the first batch of a new
     /// cycle still uses the end-of-cycle lr.
-    Sgdr { t0: usize, t_mult: usize, lr_min: f64 },
+    Sgdr {
+        t0: usize,
+        t_mult: usize,
+        lr_min: f64,
+    },
     /// Cosine annealing from base to lr_min over all steps, updated every step.
-    Cosine { lr_min: f64 },
+    Cosine {
+        lr_min: f64,
+    },
 }
 
 /// Where an optimizer step sits in training.
@@ -120,7 +129,9 @@ mod tests {
     fn swrn_multistep_matches_spec_table() {
         // swrn.md §4: 0.1 for 0–59, 0.02 for 60–119, 0.004 for 120–159, 0.0008 for 160–199.
         let s = Schedule::MultiStep { milestones: vec![60, 120, 160], gammas: vec![0.2; 3] };
-        for (e, want) in [(0, 0.1), (59, 0.1), (60, 0.02), (119, 0.02), (120, 0.004), (159, 0.004), (160, 0.0008), (199, 0.0008)] {
+        for (e, want) in
+            [(0, 0.1), (59, 0.1), (60, 0.02), (119, 0.02), (120, 0.004), (159, 0.004), (160, 0.0008), (199, 0.0008)]
+        {
             let got = s.lr(0.1, pos(e, 1, 352, 351));
             assert!((got - want).abs() < 1e-12, "epoch {e}: {got} vs {want}");
         }
@@ -158,7 +169,8 @@ mod tests {
     #[test]
     fn cosine_goes_from_base_to_min() {
         let s = Schedule::Cosine { lr_min: 0.001 };
-        let p = |e, b| Position { epoch: e, batch: b, batches_per_epoch: 10, full_batches_per_epoch: 10, total_epochs: 4 };
+        let p =
+            |e, b| Position { epoch: e, batch: b, batches_per_epoch: 10, full_batches_per_epoch: 10, total_epochs: 4 };
         assert!((s.lr(0.1, p(0, 1)) - 0.1).abs() < 1e-12);
         assert!((s.lr(0.1, p(2, 1)) - 0.0505).abs() < 1e-12);
         assert!(s.lr(0.1, p(3, 10)) < 0.0012);

@@ -44,7 +44,12 @@ pub fn input_geometry(cfg: &TrainConfig, info: &DatasetInfo) -> (i64, i64) {
 
 /// Opens the dataset and decides the split. With a `split_file` the split is read from it when
 /// `reuse_split` (resume, evaluate) and written to it otherwise. `eval_on_test` evaluates on the test set.
-pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: bool, eval_on_test: bool) -> Result<DataSetup> {
+pub fn setup_data(
+    cfg: &TrainConfig,
+    split_file: Option<&Path>,
+    reuse_split: bool,
+    eval_on_test: bool,
+) -> Result<DataSetup> {
     let dir = cfg.data_dir();
     if cfg.download {
         data::download(&cfg.dataset, &dir)?;
@@ -55,7 +60,12 @@ pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: boo
     let (channels, image_size) = input_geometry(cfg, &info);
     for (flag, v) in [("--mean", &mean), ("--std", &std)] {
         if v.len() as i64 != channels && v.len() != 1 {
-            return Err(input_err!("{flag}: {} has {} channels, but {} values were given.", info.name, channels, v.len()));
+            return Err(input_err!(
+                "{flag}: {} has {} channels, but {} values were given.",
+                info.name,
+                channels,
+                v.len()
+            ));
         }
     }
     let aug = AugmentConfig {
@@ -75,9 +85,10 @@ pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: boo
     let (train_indices, val_indices) = if cfg.val_split > 0.0 {
         match split_file {
             Some(p) if reuse_split && p.is_file() => {
-                let text = std::fs::read_to_string(p).map_err(|e| input_err!("{}: cannot read the saved split ({e}).", p.display()))?;
-                let s: SplitFile =
-                    serde_json::from_str(&text).map_err(|e| input_err!("{}: corrupt split file ({e}).", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| input_err!("{}: cannot read the saved split ({e}).", p.display()))?;
+                let s: SplitFile = serde_json::from_str(&text)
+                    .map_err(|e| input_err!("{}: corrupt split file ({e}).", p.display()))?;
                 if s.train_size != n || s.val_indices.iter().any(|&i| i < 0 || i as usize >= n) {
                     return Err(input_err!(
                         "{}: the saved split is for a training set of {} images, but {} has {n}; the dataset changed since the run started.",
@@ -93,7 +104,12 @@ pub fn setup_data(cfg: &TrainConfig, split_file: Option<&Path>, reuse_split: boo
             _ => {
                 let (t, v) = data::split_indices(n, cfg.val_split, cfg.seed);
                 if let Some(p) = split_file {
-                    let s = SplitFile { seed: cfg.seed, val_fraction: cfg.val_split, train_size: n, val_indices: v.clone() };
+                    let s = SplitFile {
+                        seed: cfg.seed,
+                        val_fraction: cfg.val_split,
+                        train_size: n,
+                        val_indices: v.clone(),
+                    };
                     write_atomic(p, serde_json::to_string(&s).unwrap_or_default().as_bytes())?;
                 }
                 (t, v)

@@ -18,7 +18,8 @@ pub fn load_runs(runs: &[PathBuf]) -> Result<Vec<(String, Vec<EpochRow>)>> {
             if !log.is_file() {
                 return Err(input_err!("{}: no log.csv here; give convtrain run directories.", r.display()));
             }
-            let name = r.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| r.display().to_string());
+            let name =
+                r.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| r.display().to_string());
             Ok((name, read_rows(&log)?))
         })
         .collect()
@@ -62,7 +63,9 @@ pub fn plot_curves(runs: &[(String, Vec<EpochRow>)], out: &Path) -> Result<()> {
                     .draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), style))
                     .map_err(&err)?
                     .label(format!("{name} {split}"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(if s == 0 { 1 } else { 3 })));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(if s == 0 { 1 } else { 3 }))
+                    });
             }
         }
         chart

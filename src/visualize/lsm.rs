@@ -226,11 +226,7 @@ fn draw(groups: &[LsmGroup], lay: &Layout, path: &Path) -> std::result::Result<(
                 root.draw(&Text::new(label.as_str(), (gx + mid, gy + n * c + 6), top_centre(LABEL_PX)))?;
             }
         }
-        root.draw(&Text::new(
-            "layer (block.conv)",
-            (gx + n * c / 2, gy + n * c + 14 + lay.label_h),
-            top_centre(13.0),
-        ))?;
+        root.draw(&Text::new("layer (block.conv)", (gx + n * c / 2, gy + n * c + 14 + lay.label_h), top_centre(13.0)))?;
     }
 
     // Colour bar for [0, 1], 1 at the top.

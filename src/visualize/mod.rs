@@ -1,4 +1,5 @@
-//! Pictures: training curves (and, per paper, layer-similarity maps and checkered sampling patterns).
+//! Pictures: training curves, SWRN layer-similarity maps, checkered sampling patterns.
+pub mod checkered;
 pub mod curves;
 pub mod lsm;
 
@@ -10,7 +11,8 @@ use crate::input_err;
 pub fn register_font() -> Result<()> {
     static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *ONCE.get_or_init(|| plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT).is_ok());
+    let ok = *ONCE
+        .get_or_init(|| plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {

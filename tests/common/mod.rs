@@ -9,7 +9,12 @@ pub fn bin() -> PathBuf {
 
 /// Runs convtrain with `args` in `cwd`, 2 threads.
 pub fn run(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(cwd).env("OMP_NUM_THREADS", "2").output().expect("failed to start convtrain")
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .expect("failed to start convtrain")
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -23,7 +28,13 @@ pub fn stdout(o: &Output) -> String {
 /// Asserts a clean bad-input failure: exit 2, a message containing every `needle`, no panic.
 pub fn assert_input_error(o: &Output, needles: &[&str]) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}; stderr:\n{err}\nstdout:\n{}", o.status.code(), stdout(o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "expected exit 2, got {:?}; stderr:\n{err}\nstdout:\n{}",
+        o.status.code(),
+        stdout(o)
+    );
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic in stderr:\n{err}");
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
@@ -102,8 +113,38 @@ pub fn write_mnist(dir: &Path, train: usize, test: usize) {
 /// The arguments of a tiny, fast CIFAR run (WRN-10-1) in `runs/<job>` under the test's directory.
 pub fn tiny_cifar_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "cifar10", "--data-dir", "cifar",
-        "--epochs", epochs, "--batch-size", "32", "--eval-batch-size", "64", "--lr", "0.05", "--schedule", "1,3",
-        "--gammas", "0.5", "--val-split", "0.2", "--seed", "7", "--threads", "2", "--device", "cpu", "--job-id", job,
+        "train",
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "cifar",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "32",
+        "--eval-batch-size",
+        "64",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "1,3",
+        "--gammas",
+        "0.5",
+        "--val-split",
+        "0.2",
+        "--seed",
+        "7",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--job-id",
+        job,
     ]
 }

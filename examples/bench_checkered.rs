@@ -1,0 +1,171 @@
+//! Benchmark of the checkered layers: the original's four-shift definition ([`reference`]) against
+//! convtrain's implementation, per layer and for a converted CIFAR ResNet-18, forward + backward on
+//! the CPU (float32). Prints a table of median times.
+//!
+//! Usage: `cargo run --release --example bench_checkered [-- BATCH [REPEATS]]` (defaults 16 and 5).
+use convtrain::models::checkered::{forward_with, reference, with_implementation, Implementation, Op};
+use convtrain::models::{Model, ModelConfig};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Median wall time of `f` in milliseconds over `repeats` runs after one warm-up run.
+fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+struct LayerCase {
+    name: &'static str,
+    /// Input (B is filled in), conv weight (empty for pools).
+    x: [i64; 4],
+    w: Vec<i64>,
+    pool: Option<(&'static str, i64)>,
+    stride: i64,
+    padding: i64,
+}
+
+fn main() {
+    let args: Vec<usize> =
+        std::env::args().skip(1).map(|a| a.parse().expect("BATCH and REPEATS are integers")).collect();
+    let batch = *args.first().unwrap_or(&16) as i64;
+    let repeats = *args.get(1).unwrap_or(&5);
+    tch::manual_seed(0);
+    let opts = (Kind::Float, Device::Cpu);
+    println!(
+        "checkered layers, CPU float32, {} threads, batch {batch}, median of {repeats} forward+backward runs",
+        tch::get_num_threads()
+    );
+    println!();
+    println!(
+        "{:<40} {:>24} {:>14} {:>12} {:>8} {:>10}",
+        "layer", "input (B,C,S,H,W)", "reference ms", "convtrain ms", "speedup", "max |Δy|"
+    );
+    let cases = [
+        LayerCase {
+            name: "conv3x3/s2 64→128 (layer2.0.conv1)",
+            x: [64, 1, 32, 32],
+            w: vec![128, 64, 3, 3],
+            pool: None,
+            stride: 2,
+            padding: 1,
+        },
+        LayerCase {
+            name: "conv3x3/s2 128→256 (layer3.0.conv1)",
+            x: [128, 2, 16, 16],
+            w: vec![256, 128, 3, 3],
+            pool: None,
+            stride: 2,
+            padding: 1,
+        },
+        LayerCase {
+            name: "conv3x3/s2 256→512 (layer4.0.conv1)",
+            x: [256, 4, 8, 8],
+            w: vec![512, 256, 3, 3],
+            pool: None,
+            stride: 2,
+            padding: 1,
+        },
+        LayerCase {
+            name: "conv1x1/s2 64→128 (layer2.0.shortcut)",
+            x: [64, 1, 32, 32],
+            w: vec![128, 64, 1, 1],
+            pool: None,
+            stride: 2,
+            padding: 0,
+        },
+        LayerCase {
+            name: "conv3x3/s1 128→128 (layer2.1.conv1)",
+            x: [128, 2, 16, 16],
+            w: vec![128, 128, 3, 3],
+            pool: None,
+            stride: 1,
+            padding: 1,
+        },
+        LayerCase {
+            name: "maxpool2/s2 (VGG features.3)",
+            x: [64, 1, 32, 32],
+            w: vec![],
+            pool: Some(("max", 2)),
+            stride: 2,
+            padding: 0,
+        },
+        LayerCase {
+            name: "avgpool2/s2 (DenseNet transition)",
+            x: [96, 1, 32, 32],
+            w: vec![],
+            pool: Some(("avg", 2)),
+            stride: 2,
+            padding: 0,
+        },
+    ];
+    for c in &cases {
+        let x = Tensor::randn([batch, c.x[0], c.x[1], c.x[2], c.x[3]], opts).set_requires_grad(true);
+        let w = (!c.w.is_empty()).then(|| Tensor::randn(c.w.as_slice(), opts).set_requires_grad(true));
+        let op = match (c.pool, &w) {
+            (Some(("max", k)), _) => Op::MaxPool { kernel: k, depth: 1 },
+            (Some((_, k)), _) => Op::AvgPool { kernel: k, depth: 1 },
+            (None, Some(w)) => Op::Conv { weight: w, bias: None, dilation: 1, groups: 1 },
+            (None, None) => unreachable!("a conv case has a weight"),
+        };
+        let samplers = if c.stride == 2 { vec![0u8; c.x[1] as usize] } else { Vec::new() };
+        let step = |fast: bool| {
+            let y = if fast {
+                forward_with(&op, &x, c.stride, c.padding, &samplers)
+            } else {
+                reference::forward_with(&op, &x, c.stride, c.padding, &samplers)
+            };
+            y.sum(Kind::Float).backward();
+            y
+        };
+        let diff = f64::try_from((step(true) - step(false)).abs().max()).unwrap();
+        let t_ref = median_ms(repeats, || drop(step(false)));
+        let t_fast = median_ms(repeats, || drop(step(true)));
+        let shape = format!("({batch},{},{},{},{})", c.x[0], c.x[1], c.x[2], c.x[3]);
+        println!(
+            "{:<40} {:>24} {:>14.2} {:>12.2} {:>7.2}× {:>10.1e}",
+            c.name,
+            shape,
+            t_ref,
+            t_fast,
+            t_ref / t_fast,
+            diff
+        );
+    }
+
+    let cfg = ModelConfig {
+        arch: "resnet18".into(),
+        depth: None,
+        width: None,
+        bank_size: None,
+        checkered: true,
+        num_classes: 10,
+        in_channels: 3,
+        image_size: 32,
+    };
+    let model = Model::build(&cfg, Device::Cpu).expect("build resnet18");
+    let x = Tensor::randn([batch, 3, 32, 32], opts);
+    let step = |implementation| {
+        with_implementation(implementation, || {
+            let y = model.forward_t(&x, true);
+            y.sum(Kind::Float).backward();
+        })
+    };
+    let model_repeats = repeats.div_ceil(2).max(1);
+    let t_ref = median_ms(model_repeats, || step(Implementation::Reference));
+    let t_fast = median_ms(model_repeats, || step(Implementation::Fast));
+    let img_s = |ms: f64| batch as f64 / (ms / 1e3);
+    println!();
+    println!(
+        "converted ResNet-18 (CIFAR, 10 classes), train-mode forward+backward, batch {batch}, median of {model_repeats}:"
+    );
+    println!("  reference  {t_ref:9.1} ms  ({:6.1} img/s)", img_s(t_ref));
+    println!("  convtrain  {t_fast:9.1} ms  ({:6.1} img/s)  speedup {:.2}×", img_s(t_fast), t_ref / t_fast);
+}
