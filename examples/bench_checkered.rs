@@ -163,6 +163,8 @@ fn main() {
         num_classes: 10,
         in_channels: 3,
         image_size: 32,
+        sampler: None,
+        sampler_seed: 0,
     };
     let model = Model::build(&cfg, Device::Cpu).expect("build resnet18");
     let x = Tensor::randn([batch, 3, 32, 32], opts);

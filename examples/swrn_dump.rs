@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         num_classes: classes,
         in_channels: 3,
         image_size: 32,
+        sampler: None,
+        sampler_seed: 0,
     };
     let model = Model::build(&cfg, Device::Cpu)?;
     tch::no_grad(|| {

@@ -47,6 +47,8 @@ pub enum VisualizeTarget {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Which pixels survive checkered subsampling (the checkered-CNN repository's visualize.py pictures).
+    Checkered(CheckeredPatternArgs),
     /// SWRN layer-similarity matrices per stage (PNG heat-maps + CSV), from a run or checkpoint.
     Lsm {
         /// A run directory (best checkpoint, else last) or a checkpoint file.
@@ -55,6 +57,31 @@ pub enum VisualizeTarget {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckeredPatternArgs {
+    /// Side of the square image.
+    #[arg(long, default_value_t = 32)]
+    pub im_size: u32,
+    /// Subsampling steps.
+    #[arg(long, default_value_t = 3)]
+    pub steps: u32,
+    /// lattice, naive, random, traditional or tri.
+    #[arg(long, default_value = "lattice")]
+    pub method: String,
+    /// Colour each submap (up to 3 steps), with the original's palette.
+    #[arg(long)]
+    pub color: bool,
+    /// Side of the saved PNG (nearest-neighbour upscaling).
+    #[arg(long)]
+    pub png_size: Option<u32>,
+    /// Seed of the random and tri samplers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output PNG (default: the original's file name in the current directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +120,10 @@ pub struct ModelArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkered: Option<bool>,
+    /// Checkered sampler: naive (default, the papers' training), lattice, or random (seeded by --seed).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]

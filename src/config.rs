@@ -16,6 +16,8 @@ pub struct TrainConfig {
     pub width: Option<i64>,
     pub bank_size: Option<i64>,
     pub checkered: bool,
+    /// Checkered sampler: naive (default), lattice or random (seeded from `seed`).
+    pub sampler: String,
     // --- data ---
     pub dataset: String,
     /// Dataset directory; default `data/<dataset>`.
@@ -81,6 +83,7 @@ impl Default for TrainConfig {
             width: None,
             bank_size: None,
             checkered: false,
+            sampler: "naive".into(),
             dataset: "cifar10".into(),
             data_dir: None,
             augment: vec!["flip".into(), "crop:4".into()],
@@ -183,6 +186,7 @@ impl TrainConfig {
             }
         }
         crate::train::schedule::Schedule::from_config(self)?;
+        crate::models::checkered::Sampler::parse(&self.sampler, self.seed)?;
         Ok(())
     }
 
@@ -201,6 +205,8 @@ impl TrainConfig {
             num_classes,
             in_channels,
             image_size,
+            sampler: Some(self.sampler.clone()),
+            sampler_seed: self.seed,
         }
     }
 

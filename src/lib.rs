@@ -93,6 +93,24 @@ pub fn run(command: Command) -> Result<()> {
                 println!("wrote {}", out.display());
                 Ok(())
             }
+            VisualizeTarget::Checkered(a) => {
+                let opts = visualize::checkered::Options {
+                    im_size: a.im_size,
+                    steps: a.steps,
+                    method: a.method.parse()?,
+                    png_resize: a.png_size,
+                    color: a.color,
+                    seed: a.seed,
+                };
+                let picture = visualize::checkered::render(&opts)?;
+                for line in picture.sequence_lines() {
+                    println!("{line}");
+                }
+                let out = a.out.unwrap_or_else(|| opts.file_name().into());
+                picture.save(&out)?;
+                println!("wrote {}", out.display());
+                Ok(())
+            }
             VisualizeTarget::Lsm { checkpoint, out_dir } => {
                 let path = train::checkpoint::resolve(&checkpoint, "best")?;
                 let ck = train::checkpoint::load(&path)?;

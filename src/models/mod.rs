@@ -32,6 +32,13 @@ pub struct ModelConfig {
     pub num_classes: i64,
     pub in_channels: i64,
     pub image_size: i64,
+    /// Checkered subsampling sampler: `naive` (the papers' training, default), `lattice` or `random`
+    /// (checkered.md §2.4). Set for the thread that builds the model, which is the one that runs it.
+    #[serde(default)]
+    pub sampler: Option<String>,
+    /// Seed of the `random` sampler.
+    #[serde(default)]
+    pub sampler_seed: u64,
 }
 
 /// Builds a network under `root` (its variables are created there, named as in the original code).
@@ -112,6 +119,10 @@ impl Model {
     /// Builds the network on `device`; initialisation draws from torch's global RNG.
     pub fn build(config: &ModelConfig, device: Device) -> Result<Model> {
         let arch = find(&config.arch)?;
+        checkered::set_sampler(checkered::Sampler::parse(
+            config.sampler.as_deref().unwrap_or("naive"),
+            config.sampler_seed,
+        )?);
         let vs = nn::VarStore::new(device);
         let net = (arch.build)(&vs.root(), config)?;
         Ok(Model { vs, net, arch, config: config.clone() })
@@ -157,5 +168,7 @@ pub(crate) fn test_config(
         num_classes,
         in_channels,
         image_size,
+        sampler: None,
+        sampler_seed: 0,
     }
 }

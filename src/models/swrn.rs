@@ -289,6 +289,8 @@ mod tests {
             num_classes: classes,
             in_channels: 3,
             image_size: 32,
+            sampler: None,
+            sampler_seed: 0,
         }
     }
 

@@ -283,6 +283,8 @@ mod tests {
             num_classes: 10,
             in_channels: 3,
             image_size: 32,
+            sampler: None,
+            sampler_seed: 0,
         };
         let m = Model::build(&cfg, tch::Device::Cpu).unwrap();
         let groups = swrn_lsm(&m.named_parameters());
