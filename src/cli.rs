@@ -148,6 +148,10 @@ pub struct RecipeArgs {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<Vec<String>>,
+    /// No training augmentation at all (the checkered paper's C10* columns): clears --augment and --cutout.
+    #[arg(long, conflicts_with_all = ["augment", "cutout"])]
+    #[serde(skip)]
+    pub no_aug: bool,
     /// Cutout after normalisation; `--cutout` alone is the papers' 16-pixel hole.
     #[arg(long, num_args = 0..=1, default_missing_value = "16")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,6 +370,7 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         to_json(&a.data),
         to_json(&a.recipe),
         schedule_overrides(a.recipe.schedule.as_deref())?,
+        if a.recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
         to_json(&a.run),
         serde_json::Value::Object(run_extra),
     ]);
