@@ -154,18 +154,7 @@ fn main() {
         );
     }
 
-    let cfg = ModelConfig {
-        arch: "resnet18".into(),
-        depth: None,
-        width: None,
-        bank_size: None,
-        checkered: true,
-        num_classes: 10,
-        in_channels: 3,
-        image_size: 32,
-        sampler: None,
-        sampler_seed: 0,
-    };
+    let cfg = ModelConfig { checkered: true, ..ModelConfig::new("resnet18", 10, 3, 32) };
     let model = Model::build(&cfg, Device::Cpu).expect("build resnet18");
     let x = Tensor::randn([batch, 3, 32, 32], opts);
     let step = |implementation| {

@@ -28,16 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tch::manual_seed(0);
     let cfg = ModelConfig {
-        arch: "swrn".into(),
         depth: Some(depth),
         width: Some(width),
         bank_size: Some(k),
-        checkered: false,
-        num_classes: classes,
-        in_channels: 3,
-        image_size: 32,
-        sampler: None,
-        sampler_seed: 0,
+        ..ModelConfig::new("swrn", classes, 3, 32)
     };
     let model = Model::build(&cfg, Device::Cpu)?;
     tch::no_grad(|| {

@@ -52,7 +52,7 @@ fn rows(dir: &std::path::Path) -> Vec<String> {
 fn sigint_checkpoints_and_exits_130_then_resume_completes() {
     let d = tempfile::tempdir().unwrap();
     write_cifar10(&d.path().join("cifar"), 60, 20);
-    let mut child = spawn(d.path(), &args("3"));
+    let child = spawn(d.path(), &args("3"));
     // Wait until the first epoch has finished, then interrupt during the second.
     let start = Instant::now();
     while !d.path().join("runs/k/last.safetensors").exists() && start.elapsed() < Duration::from_secs(120) {

@@ -41,6 +41,25 @@ pub struct ModelConfig {
     pub sampler_seed: u64,
 }
 
+impl ModelConfig {
+    /// `arch` for `num_classes` classes and `in_channels`×`image_size`² inputs, every other choice the
+    /// architecture's default (not checkered, naive sampler).
+    pub fn new(arch: &str, num_classes: i64, in_channels: i64, image_size: i64) -> ModelConfig {
+        ModelConfig {
+            arch: arch.into(),
+            depth: None,
+            width: None,
+            bank_size: None,
+            checkered: false,
+            num_classes,
+            in_channels,
+            image_size,
+            sampler: None,
+            sampler_seed: 0,
+        }
+    }
+}
+
 /// Builds a network under `root` (its variables are created there, named as in the original code).
 pub type BuildFn = fn(&nn::Path, &ModelConfig) -> Result<Box<dyn ModuleT>>;
 
@@ -159,16 +178,5 @@ pub(crate) fn test_config(
     in_channels: i64,
     image_size: i64,
 ) -> ModelConfig {
-    ModelConfig {
-        arch: arch.into(),
-        depth: None,
-        width: None,
-        bank_size: None,
-        checkered,
-        num_classes,
-        in_channels,
-        image_size,
-        sampler: None,
-        sampler_seed: 0,
-    }
+    ModelConfig { checkered, ..ModelConfig::new(arch, num_classes, in_channels, image_size) }
 }

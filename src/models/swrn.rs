@@ -5,7 +5,7 @@
 //! (`conv_3x3.weight`, `bank_1.templates`, `stage_1.1.conv1.coefficients`, `stage_1.0.convShortcut.weight`,
 //! `lastact.0.running_mean`, `classifier.bias`, ...). Besides the architecture this module converts
 //! weights: [`materialize`] folds a trained SWRN into a plain WRN, [`to_pytorch_names`] /
-//! [`from_pytorch_names`] translate to and from the authors' checkpoint keys, and [`load_named`] copies
+//! [`from_pytorch_names`] translate to and from the authors' checkpoint keys, and `checkpoint::load_into` copies
 //! named tensors into a variable store.
 use super::soft_sharing::{mix, orthogonal, SConv2d, TemplateBank};
 use super::wrn::{blocks_per_stage, depth_width, DynConv, StageConvs, WideResNet};
@@ -124,7 +124,7 @@ pub fn stage_coefficients(named: &[(String, Tensor)]) -> Vec<(usize, Vec<(String
 /// Folds a trained SWRN-`depth`-`width`-`bank_size` into the equivalent plain WRN-`depth`-`width`:
 /// every shared convolution's kernel W = Σ_j α_j T_j is computed once and stored as
 /// `stage_s.b.convX.weight`; the banks and coefficients are dropped; everything else (BN statistics
-/// included) is passed through. A `wrn` model loading the result (see [`load_named`]) computes the
+/// included) is passed through. A `wrn` model loading the result (`checkpoint::load_into`) computes the
 /// same function. `named` uses convtrain's names (the SWRN variable store's). Sorted by name.
 pub fn materialize(
     named: &[(String, Tensor)],
@@ -220,7 +220,7 @@ pub fn to_pytorch_names(named: &[(String, Tensor)], opts: PytorchExport) -> Vec<
 /// The authors' state-dict keys → convtrain's names: strips DataParallel's `module.` prefix, drops
 /// every `num_batches_tracked`, and drops the template aliases `stage_s.….bank.templates`, keeping the
 /// canonical `bank_s.templates` (taken from an alias if only aliases are given; swrn.md §7, pitfall 9).
-/// Never fails: a name that does not belong to SWRN is passed through for [`load_named`] to report.
+/// Never fails: a name that does not belong to SWRN is passed through for `checkpoint::load_into` to report.
 /// If a key appears both with and without `module.`, the later one wins. Sorted by name.
 pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -246,51 +246,20 @@ pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)>
     out.into_iter().collect()
 }
 
-/// Copies `named` into the variables of `vs` (parameters and buffers). Strict: every variable must be
-/// given, with its shape, and no name may be left over; values are converted to the variable's kind
-/// and device.
-pub fn load_named(vs: &nn::VarStore, named: &[(String, Tensor)]) -> Result<()> {
-    let mut vars = vs.variables();
-    let mut unexpected = Vec::new();
-    tch::no_grad(|| -> Result<()> {
-        for (name, t) in named {
-            let Some(mut var) = vars.remove(name) else {
-                unexpected.push(name.as_str());
-                continue;
-            };
-            if var.size() != t.size() {
-                return Err(input_err!("'{name}' has shape {:?}, the model expects {:?}.", t.size(), var.size()));
-            }
-            var.copy_(t);
-        }
-        Ok(())
-    })?;
-    if !unexpected.is_empty() || !vars.is_empty() {
-        let mut missing: Vec<&String> = vars.keys().collect();
-        missing.sort();
-        return Err(input_err!("the weights do not match the model: missing {missing:?}, unexpected {unexpected:?}."));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::{find, Model};
+    use crate::train::checkpoint::load_into;
+    use std::path::Path;
     use tch::{Device, Kind};
 
     fn cfg(arch: &str, depth: i64, width: i64, k: i64, classes: i64) -> ModelConfig {
         ModelConfig {
-            arch: arch.into(),
             depth: Some(depth),
             width: Some(width),
             bank_size: Some(k),
-            checkered: false,
-            num_classes: classes,
-            in_channels: 3,
-            image_size: 32,
-            sampler: None,
-            sampler_seed: 0,
+            ..ModelConfig::new(arch, classes, 3, 32)
         }
     }
 
@@ -495,7 +464,7 @@ mod tests {
             let plain = materialize(&swrn.named_variables(), depth, width, k).unwrap();
             assert!(plain.iter().all(|(n, _)| !n.contains("bank") && !n.contains("coefficients")));
             let wrn = Model::build(&cfg("wrn", depth, width, k, 10), Device::Cpu).unwrap();
-            load_named(&wrn.vs, &plain).unwrap();
+            load_into(&wrn, &plain, Path::new("plain"), None).unwrap();
             let got = tch::no_grad(|| wrn.forward_t(&x, false));
             let rel = max_abs(&(&got - &want)) / max_abs(&want);
             assert!(rel < 1e-5, "SWRN-{depth}-{width}-{k}: relative difference {rel}");
@@ -547,11 +516,11 @@ mod tests {
             assert!(ta.equal(tb), "{a}");
         }
         let fresh = Model::build(&cfg("swrn", 16, 1, 2, 10), Device::Cpu).unwrap();
-        load_named(&fresh.vs, &back).unwrap();
+        load_into(&fresh, &back, Path::new("back"), None).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let (a, b) = tch::no_grad(|| (m.forward_t(&x, false), fresh.forward_t(&x, false)));
         assert!(a.equal(&b));
-        let e = load_named(&fresh.vs, &back[1..]).unwrap_err();
+        let e = load_into(&fresh, &back[1..], Path::new("back"), None).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
     }
 }

@@ -179,18 +179,7 @@ mod tests {
     use tch::{Device, Kind};
 
     fn cfg(depth: i64, width: i64, classes: i64) -> ModelConfig {
-        ModelConfig {
-            arch: "wrn".into(),
-            depth: Some(depth),
-            width: Some(width),
-            bank_size: None,
-            checkered: false,
-            num_classes: classes,
-            in_channels: 3,
-            image_size: 32,
-            sampler: None,
-            sampler_seed: 0,
-        }
+        ModelConfig { depth: Some(depth), width: Some(width), ..ModelConfig::new("wrn", classes, 3, 32) }
     }
 
     #[test]
