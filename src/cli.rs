@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model (or continue a run with --resume).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score a checkpoint on the test (or validation) split.
     Evaluate(EvaluateArgs),
     /// Per-layer table, parameter counts and MACs of an architecture; nothing is trained.

@@ -40,24 +40,7 @@ fn corrupt_idx_and_cifar_files() {
     let d = tempfile::tempdir().unwrap();
     let mnist = d.path().join("m");
     write_mnist(&mnist, 20, 10);
-    let args = [
-        "train",
-        "--arch",
-        "wrn",
-        "--depth",
-        "10",
-        "--width",
-        "1",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "m",
-        "--epochs",
-        "1",
-        "--job-id",
-        "j",
-        "--overwrite",
-    ];
+    let args = wrn_train("mnist", "m", "j", "1", &["--overwrite"]);
     // Truncated IDX (raw file takes precedence over a missing .gz).
     let raw = mnist.join("train-images-idx3-ubyte");
     std::fs::remove_file(mnist.join("train-images-idx3-ubyte.gz")).unwrap();
@@ -75,24 +58,7 @@ fn corrupt_idx_and_cifar_files() {
 
     let cifar = d.path().join("c");
     write_cifar10(&cifar, 4, 4);
-    let cargs = [
-        "train",
-        "--arch",
-        "wrn",
-        "--depth",
-        "10",
-        "--width",
-        "1",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        "c",
-        "--epochs",
-        "1",
-        "--job-id",
-        "k",
-        "--overwrite",
-    ];
+    let cargs = wrn_train("cifar10", "c", "k", "1", &["--overwrite"]);
     let f = cifar.join("data_batch_3.bin");
     let mut b = std::fs::read(&f).unwrap();
     b.push(0);

@@ -80,39 +80,26 @@ fn a_run_dir_with_a_run_is_refused_and_nan_keeps_the_last_checkpoint() {
     assert_input_error(&run(d.path(), &args), &["lr"]);
     // A run whose lr explodes at epoch 2 (×1e8 at milestone 1) diverges: exit 3, no panic, and the
     // checkpoint and log of epoch 1 stay as they were.
-    let args = [
-        "train",
-        "--arch",
-        "wrn",
-        "--depth",
-        "10",
-        "--width",
-        "1",
-        "--dataset",
+    let args = wrn_train(
         "cifar10",
-        "--data-dir",
         "cifar",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.05",
-        "--schedule",
-        "1",
-        "--gammas",
-        "1e8",
-        "--val-split",
-        "0",
-        "--seed",
-        "1",
-        "--threads",
-        "2",
-        "--device",
-        "cpu",
-        "--job-id",
         "nan",
-    ];
+        "3",
+        &[
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "1",
+            "--gammas",
+            "1e8",
+            "--val-split",
+            "0",
+            "--seed",
+            "1",
+        ],
+    );
     let nan = run(d.path(), &args);
     let err = stderr(&nan);
     assert_eq!(nan.status.code(), Some(3), "{err}");

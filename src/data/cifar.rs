@@ -101,8 +101,8 @@ pub fn load(ds: Dataset, dir: &Path, train: bool) -> Result<InMemory> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::data::input_message;
     use crate::data::{batch_rng, Source};
-    use crate::error::Error;
 
     /// `n` records; record i has label `label(i)` (CIFAR-100: fine label, coarse = fine / 5) and every
     /// pixel of channel c equal to i + c.
@@ -125,14 +125,6 @@ pub(crate) mod tests {
         let layout = layout(ds);
         for (k, f) in layout.train_files.iter().chain(layout.test_files).enumerate() {
             std::fs::write(dir.join(f), records(ds, 2, |i| ((k * 2 + i) % 10) as u8)).unwrap();
-        }
-    }
-
-    fn input_message(r: Result<InMemory>) -> String {
-        match r {
-            Err(Error::Input(m)) => m,
-            Err(e) => panic!("expected Error::Input, got {e:?}"),
-            Ok(_) => panic!("expected an error"),
         }
     }
 

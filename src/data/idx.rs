@@ -136,8 +136,8 @@ pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<i64>, Vec<u8>)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::data::input_message;
     use crate::data::{batch_rng, Source};
-    use crate::error::Error;
     use flate2::write::GzEncoder;
     use std::io::Write;
 
@@ -165,14 +165,6 @@ pub(crate) mod tests {
         for (name, bytes) in [(images, idx_bytes(&[n, 28, 28], &pixels)), (labels, idx_bytes(&[n], &labs))] {
             let (name, bytes) = if gz { (format!("{name}.gz"), gzip(&bytes)) } else { (name.to_string(), bytes) };
             std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
-
-    fn input_message(r: Result<InMemory>) -> String {
-        match r {
-            Err(Error::Input(m)) => m,
-            Err(e) => panic!("expected Error::Input, got {e:?}"),
-            Ok(_) => panic!("expected an error"),
         }
     }
 

@@ -299,6 +299,16 @@ pub fn split_indices(n: usize, val_fraction: f64, seed: u64) -> (Vec<i64>, Vec<i
     (train, val)
 }
 
+/// The message of an expected [`Error::Input`] (tests of the format parsers).
+#[cfg(test)]
+pub(crate) fn input_message<T>(r: Result<T>) -> String {
+    match r {
+        Err(Error::Input(m)) => m,
+        Err(e) => panic!("expected Error::Input, got {e:?}"),
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,9 @@ impl ModelConfig {
     }
 }
 
+/// Tensors with their variable names, as checkpoints hold them.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// Builds a network under `root` (its variables are created there, named as in the original code).
 pub type BuildFn = fn(&nn::Path, &ModelConfig) -> Result<Box<dyn ModuleT>>;
 
@@ -74,9 +77,9 @@ pub struct Arch {
     pub no_decay: &'static [&'static str],
     /// Renames foreign tensors (e.g. the authors' PyTorch `state_dict` names) to this model's names;
     /// [`same_names`] for architectures whose names already match.
-    pub import: fn(Vec<(String, Tensor)>) -> Vec<(String, Tensor)>,
+    pub import: fn(NamedTensors) -> NamedTensors,
     /// Renames this model's tensors to the original code's `state_dict()` names (`export --format pytorch`).
-    pub export: fn(&[(String, Tensor)]) -> Vec<(String, Tensor)>,
+    pub export: fn(&[(String, Tensor)]) -> NamedTensors,
     /// Folds the trained model into an equivalent plain architecture (`export --materialize`), if the
     /// family has one (SWRN → WRN).
     pub materialize: Option<MaterializeFn>,

@@ -34,7 +34,7 @@ impl Progress {
                 b.set_position(done as u64);
                 b.set_message(msg);
             }
-            None if done % self.interval == 0 || done == self.total => {
+            None if done.is_multiple_of(self.interval) || done == self.total => {
                 println!(
                     "epoch {}/{} [{done}/{}] {msg} ({:.1}s)",
                     self.epoch + 1,

@@ -34,7 +34,8 @@ pub fn plot_curves(runs: &[(String, Vec<EpochRow>)], out: &Path) -> Result<()> {
     let panels = root.split_evenly((1, 2));
     let max_epoch = runs.iter().flat_map(|(_, r)| r.iter().map(|x| x.epoch)).max().unwrap_or(1).max(2) as f64;
     type Pick = fn(&EpochRow) -> f64;
-    let specs: [(&str, &str, [(&str, Pick); 2]); 2] = [
+    type Panel<'a> = (&'a str, &'a str, [(&'a str, Pick); 2]);
+    let specs: [Panel; 2] = [
         ("loss", "cross-entropy", [("train", |r| r.train_loss), ("val", |r| r.val_loss)]),
         ("top-1 accuracy", "%", [("train", |r| r.train_top1), ("val", |r| r.val_top1)]),
     ];
