@@ -352,8 +352,8 @@ fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     }
 }
 
-/// Resolves `train`'s configuration from its recipe file and flags.
-pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+/// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
+pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     let (base, source) = load_base(a.config.as_ref())?;
     let mut run_extra = serde_json::Map::new();
     if let Some(j) = &a.job_id {
@@ -374,7 +374,7 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         to_json(&a.run),
         serde_json::Value::Object(run_extra),
     ]);
-    TrainConfig::resolve(base, o, &source)
+    Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
 }
 
 /// Evaluate's overrides of the run configuration.

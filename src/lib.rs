@@ -24,12 +24,13 @@ use cli::{Command, VisualizeTarget};
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => {
-            let cfg = cli::train_config(&a)?;
+            let (cfg, flags) = cli::train_config(&a)?;
             train::engine::install_interrupt_handler();
             let opts = train::engine::StartOptions {
                 resume: a.resume.clone(),
                 overwrite: a.overwrite,
                 init_from: a.init_from.clone(),
+                flags,
             };
             train::engine::train(cfg, &opts).map(|_| ())
         }

@@ -33,6 +33,13 @@ fn missing_dataset_directory_names_the_files() {
     let o =
         run(d.path(), &["train", "--dataset", "cifar10", "--data-dir", "nowhere", "--epochs", "1", "--job-id", "x"]);
     assert_input_error(&o, &["nowhere", "data_batch_1.bin", "--download"]);
+    assert!(!d.path().join("runs/x").exists(), "a failed start leaves no run directory");
+    let o = run(
+        d.path(),
+        &["train", "--arch", "swrn", "--depth", "20", "--dataset", "mnist", "--data-dir", "nowhere", "--job-id", "y"],
+    );
+    assert_input_error(&o, &["--depth", "20"]);
+    assert!(!d.path().join("runs/y").exists());
 }
 
 #[test]

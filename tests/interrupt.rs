@@ -24,30 +24,47 @@ fn rows(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+fn weights(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join("runs/k/last.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn sigint_checkpoints_and_exits_130_then_resume_completes() {
+fn sigint_mid_epoch_checkpoints_exits_130_and_resumes_exactly() {
+    let reference = tempfile::tempdir().unwrap();
+    write_cifar10(&reference.path().join("cifar"), 60, 20);
+    let o = run(reference.path(), &args("8"));
+    assert!(o.status.success(), "{}", stderr(&o));
+
     let d = tempfile::tempdir().unwrap();
     write_cifar10(&d.path().join("cifar"), 60, 20);
-    let child = spawn(d.path(), &args("3"));
-    // Wait until the first epoch has finished, then interrupt during the second.
+    let mut child = spawn(d.path(), &args("8"));
+    // Interrupt shortly after the first epoch's checkpoint, i.e. in the middle of a later epoch.
     let start = Instant::now();
     while !d.path().join("runs/k/last.safetensors").exists() && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(50));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(150));
     send_signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(0) {
-        return; // finished before the signal landed; nothing to check
-    }
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
-    let mut a = args("3");
-    a.extend(["--resume", "runs/k"]);
-    let o = run(d.path(), &a);
+    // `--resume DIR` alone continues with the run's own settings, exactly.
+    let o = run(d.path(), &["train", "--resume", "runs/k"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(rows(d.path()).len(), 4);
+    assert_eq!(rows(d.path()), rows(reference.path()));
+    assert_eq!(weights(d.path()), weights(reference.path()));
+    // ... and `--epochs` extends it.
+    let o = run(d.path(), &["train", "--resume", "runs/k", "--epochs", "9"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(rows(d.path()).len(), 10);
 }
 
 #[test]

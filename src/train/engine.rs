@@ -11,7 +11,7 @@ use super::log::{CsvLog, EpochRow};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::progress::Progress;
 use super::schedule::{Position, Schedule};
-use super::setup::{setup_data, DataSetup};
+use super::setup::{input_geometry, save_split, setup_data, DataSetup};
 use super::{derive_seed, parse_device};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::data::BatchLoader;
@@ -89,6 +89,8 @@ pub struct StartOptions {
     pub overwrite: bool,
     /// Weights (safetensors) to initialise the model from.
     pub init_from: Option<PathBuf>,
+    /// The settings given as flags (a JSON object); on resume they override the run's configuration.
+    pub flags: serde_json::Value,
 }
 
 /// What a finished run reports.
@@ -151,8 +153,9 @@ fn dir_is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
 }
 
-/// Decides the run directory and whether this is a resume; returns the effective configuration.
-fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, TrainConfig, bool)> {
+/// Decides the run directory and whether this is a resume, and returns the effective configuration;
+/// refuses a directory that already holds a run. Writes nothing.
+fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, TrainConfig, bool)> {
     let auto = opts.resume.as_deref() == Some(Path::new("auto"));
     let resume_dir = match &opts.resume {
         Some(_) if auto => {
@@ -176,13 +179,25 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
         }
         sweep_temp_files(&run.dir);
         let saved = read_run_config(&run)?;
-        // Flags given now may change only what cannot change the computation.
+        // The run's own configuration, with the flags given now on top (a recipe file is not re-read).
+        let mut flags = opts.flags.clone();
+        if let Some(d) = flags.get("data_dir").and_then(|d| d.as_str()).map(PathBuf::from) {
+            flags["data_dir"] = std::path::absolute(&d).at(&d)?.display().to_string().into();
+        }
+        for k in ["job_id", "runs_dir"] {
+            if let Some(m) = flags.as_object_mut() {
+                m.remove(k);
+            }
+        }
+        let source = run.config().display().to_string();
+        let effective = TrainConfig::resolve(serde_json::to_value(&saved).unwrap_or_default(), flags, &source)?;
+        // Flags may change only what does not change the computation.
         let changed: Vec<String> = saved
-            .differing_keys(&cfg)
+            .differing_keys(&effective)
             .into_iter()
-            .filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()) && k != "job_id" && k != "runs_dir")
+            .filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()))
             .collect();
-        if !changed.is_empty() && !auto {
+        if !changed.is_empty() {
             return Err(input_err!(
                 "--resume {}: cannot change {} of an existing run (only {} may change on resume); start a new run instead.",
                 run.dir.display(),
@@ -190,33 +205,31 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
                 RESUMABLE_OVERRIDES.join(", ")
             ));
         }
-        let mut effective = saved;
-        for k in RESUMABLE_OVERRIDES {
-            let v = serde_json::to_value(&cfg).ok().and_then(|v| v.get(*k).cloned());
-            if let (Some(v), serde_json::Value::Object(mut m)) =
-                (v, serde_json::to_value(&effective).unwrap_or_default())
-            {
-                m.insert(k.to_string(), v);
-                effective = serde_json::from_value(serde_json::Value::Object(m)).unwrap_or(effective);
-            }
-        }
         return Ok((run, effective, true));
     }
     let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-{}", cfg.arch, cfg.dataset, utc_timestamp()));
     let run = RunDir { dir: cfg.runs_dir.join(&job) };
-    if run.dir.exists() && !dir_is_empty(&run.dir) {
-        if !opts.overwrite {
-            return Err(input_err!(
-                "{}: the run directory already holds files. Continue that run with --resume {} (or --resume auto --job-id {job}), \
-                 replace it with --overwrite, or choose another --job-id.",
-                run.dir.display(),
-                run.dir.display()
-            ));
-        }
-        for f in run.own_files() {
-            if f.exists() {
-                std::fs::remove_file(&f).at(&f)?;
-            }
+    if run.dir.exists() && !dir_is_empty(&run.dir) && !opts.overwrite {
+        return Err(input_err!(
+            "{}: the run directory already holds files. Continue that run with --resume {} (or --resume auto --job-id {job}), \
+             replace it with --overwrite, or choose another --job-id.",
+            run.dir.display(),
+            run.dir.display()
+        ));
+    }
+    // The resolved configuration names the data by absolute path, so the run resumes from anywhere.
+    let mut cfg = cfg;
+    cfg.data_dir = Some(std::path::absolute(cfg.data_dir()).at(&cfg.data_dir())?);
+    Ok((run, cfg, false))
+}
+
+/// Creates a new run's directory (clearing convtrain's files from it with `--overwrite`) and checks
+/// that it is writable. Called once the model and data are known to be good, so a failed start leaves
+/// nothing behind.
+fn create_run_dir(run: &RunDir) -> Result<()> {
+    for f in run.own_files() {
+        if f.exists() {
+            std::fs::remove_file(&f).at(&f)?;
         }
     }
     std::fs::create_dir_all(&run.dir).map_err(|e| {
@@ -227,7 +240,7 @@ fn prepare_run_dir(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunDir, Tra
         input_err!("{}: the run directory is not writable ({e}); choose a writable --runs-dir.", run.dir.display())
     })?;
     let _ = std::fs::remove_file(&probe);
-    Ok((run, cfg, false))
+    Ok(())
 }
 
 fn write_config(run: &RunDir, cfg: &TrainConfig, model: &Model, device: Device, setup: &DataSetup) -> Result<()> {
@@ -259,10 +272,13 @@ fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
     }
 }
 
-/// Builds the model for `cfg` and data described by `setup`, and its optimizer.
-pub fn build_model_and_optimizer(cfg: &TrainConfig, setup: &DataSetup, device: Device) -> Result<(Model, Sgd)> {
+/// Builds the model for `cfg` on the dataset it names (before any data is read, so a bad model is
+/// reported first), and its optimizer.
+pub fn build_model_and_optimizer(cfg: &TrainConfig, device: Device) -> Result<(Model, Sgd)> {
+    let info = crate::data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
+    let (channels, image_size) = input_geometry(cfg, &info);
     tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
-    let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
+    let mc = cfg.model_config(info.num_classes, channels, image_size);
     let model = Model::build(&mc, device)?;
     let groups = param_groups(model.named_parameters(), cfg.weight_decay, &decay_exclusion(cfg, &model));
     Ok((model, Sgd::new(groups, cfg.momentum, cfg.dampening, cfg.nesterov)))
@@ -270,7 +286,7 @@ pub fn build_model_and_optimizer(cfg: &TrainConfig, setup: &DataSetup, device: D
 
 /// Trains according to `cfg`; see the module documentation.
 pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
-    let (run, cfg, resuming) = prepare_run_dir(cfg, opts)?;
+    let (run, cfg, resuming) = plan_run(cfg, opts)?;
     if let Some(t) = cfg.threads {
         tch::set_num_threads(t as i32);
     }
@@ -278,8 +294,8 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
+    let (model, mut sgd) = build_model_and_optimizer(&cfg, device)?;
     let setup = setup_data(&cfg, Some(&run.split()), resuming, false)?;
-    let (model, mut sgd) = build_model_and_optimizer(&cfg, &setup, device)?;
     let schedule = Schedule::from_config(&cfg)?;
 
     let mut state = TrainState::default();
@@ -301,6 +317,10 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             let tensors =
                 (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
             checkpoint::load_into(&model, &tensors, src, ck.metadata.get("arch").map(String::as_str))?;
+        }
+        create_run_dir(&run)?;
+        if let Some(split) = &setup.split {
+            save_split(&run.split(), split)?;
         }
         write_config(&run, &cfg, &model, device, &setup)?;
     }

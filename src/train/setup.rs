@@ -25,11 +25,13 @@ pub struct DataSetup {
     pub eval_indices: Vec<i64>,
     pub train_pipeline: Arc<Pipeline>,
     pub eval_pipeline: Arc<Pipeline>,
+    /// The validation split (when `val_split` > 0), for [`save_split`].
+    pub split: Option<SplitFile>,
 }
 
 /// The saved validation split.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct SplitFile {
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SplitFile {
     seed: u64,
     val_fraction: f64,
     train_size: usize,
@@ -42,8 +44,14 @@ pub fn input_geometry(cfg: &TrainConfig, info: &DatasetInfo) -> (i64, i64) {
     (channels, cfg.resize.unwrap_or(info.image_size))
 }
 
-/// Opens the dataset and decides the split. With a `split_file` the split is read from it when
-/// `reuse_split` (resume, evaluate) and written to it otherwise. `eval_on_test` evaluates on the test set.
+/// Writes the split of a new run.
+pub fn save_split(path: &Path, split: &SplitFile) -> Result<()> {
+    write_atomic(path, serde_json::to_string(split).unwrap_or_default().as_bytes())
+}
+
+/// Opens the dataset and decides the split: read from `split_file` when `reuse_split` (resume,
+/// evaluate), drawn from the seed otherwise (the caller saves it with [`save_split`]). `eval_on_test`
+/// evaluates on the test set.
 pub fn setup_data(
     cfg: &TrainConfig,
     split_file: Option<&Path>,
@@ -82,41 +90,33 @@ pub fn setup_data(
     let train_source = data::open(&cfg.dataset, &dir, true, &folder(true)?)?;
     let n = train_source.len();
 
-    let (train_indices, val_indices) = if cfg.val_split > 0.0 {
-        match split_file {
-            Some(p) if reuse_split && p.is_file() => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| input_err!("{}: cannot read the saved split ({e}).", p.display()))?;
-                let s: SplitFile = serde_json::from_str(&text)
-                    .map_err(|e| input_err!("{}: corrupt split file ({e}).", p.display()))?;
-                if s.train_size != n || s.val_indices.iter().any(|&i| i < 0 || i as usize >= n) {
-                    return Err(input_err!(
-                        "{}: the saved split is for a training set of {} images, but {} has {n}; the dataset changed since the run started.",
-                        p.display(),
-                        s.train_size,
-                        dir.display()
-                    ));
-                }
-                let mut held = vec![false; n];
-                s.val_indices.iter().for_each(|&i| held[i as usize] = true);
-                ((0..n as i64).filter(|&i| !held[i as usize]).collect(), s.val_indices)
-            }
-            _ => {
-                let (t, v) = data::split_indices(n, cfg.val_split, cfg.seed);
-                if let Some(p) = split_file {
-                    let s = SplitFile {
-                        seed: cfg.seed,
-                        val_fraction: cfg.val_split,
-                        train_size: n,
-                        val_indices: v.clone(),
-                    };
-                    write_atomic(p, serde_json::to_string(&s).unwrap_or_default().as_bytes())?;
-                }
-                (t, v)
-            }
+    let split = if cfg.val_split <= 0.0 {
+        None
+    } else if let Some(p) = split_file.filter(|p| reuse_split && p.is_file()) {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| input_err!("{}: cannot read the saved split ({e}).", p.display()))?;
+        let s: SplitFile =
+            serde_json::from_str(&text).map_err(|e| input_err!("{}: corrupt split file ({e}).", p.display()))?;
+        if s.train_size != n || s.val_indices.iter().any(|&i| i < 0 || i as usize >= n) {
+            return Err(input_err!(
+                "{}: the saved split is for a training set of {} images, but {} has {n}; the dataset changed since the run started.",
+                p.display(),
+                s.train_size,
+                dir.display()
+            ));
         }
+        Some(s)
     } else {
-        ((0..n as i64).collect(), Vec::new())
+        let (_, v) = data::split_indices(n, cfg.val_split, cfg.seed);
+        Some(SplitFile { seed: cfg.seed, val_fraction: cfg.val_split, train_size: n, val_indices: v })
+    };
+    let (train_indices, val_indices) = match &split {
+        None => ((0..n as i64).collect(), Vec::new()),
+        Some(s) => {
+            let mut held = vec![false; n];
+            s.val_indices.iter().for_each(|&i| held[i as usize] = true);
+            ((0..n as i64).filter(|&i| !held[i as usize]).collect(), s.val_indices.clone())
+        }
     };
     let (eval_source, eval_indices) = if eval_on_test || cfg.val_split <= 0.0 {
         let test = data::open(&cfg.dataset, &dir, false, &folder(false)?)?;
@@ -140,5 +140,6 @@ pub fn setup_data(
         eval_indices,
         train_pipeline,
         eval_pipeline,
+        split,
     })
 }

@@ -111,7 +111,7 @@ pub fn write_mnist(dir: &Path, train: usize, test: usize) {
 }
 
 /// `train` of a WRN-10-1 (the smallest WRN) on `dataset` read from `data_dir`, into `runs/<job>`, on the
-/// CPU with 2 threads, followed by `extra`.
+/// CPU, followed by `extra`.
 pub fn wrn_train<'a>(
     dataset: &'a str,
     data_dir: &'a str,
@@ -121,7 +121,7 @@ pub fn wrn_train<'a>(
 ) -> Vec<&'a str> {
     let mut a =
         vec!["train", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", dataset, "--data-dir", data_dir];
-    a.extend(["--epochs", epochs, "--job-id", job, "--threads", "2", "--device", "cpu"]);
+    a.extend(["--epochs", epochs, "--job-id", job, "--device", "cpu"]);
     a.extend(extra);
     a
 }
@@ -131,6 +131,6 @@ pub fn tiny_cifar_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
     let extra =
         ["--batch-size", "32", "--eval-batch-size", "64", "--lr", "0.05", "--schedule", "1,3", "--gammas", "0.5"];
     let mut a = wrn_train("cifar10", "cifar", job, epochs, &extra);
-    a.extend(["--val-split", "0.2", "--seed", "7"]);
+    a.extend(["--val-split", "0.2", "--seed", "7", "--threads", "2"]);
     a
 }
