@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -373,8 +373,14 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             device,
         );
         let progress = Progress::new(epoch, cfg.epochs, batches_per_epoch, cfg.log_interval);
-        let mut lr = 0.0;
-        let mut micro: Vec<(Tensor, f64)> = Vec::new();
+        let position = |batch| Position {
+            epoch,
+            batch,
+            batches_per_epoch,
+            full_batches_per_epoch: full_batches,
+            total_epochs: cfg.epochs,
+        };
+        let mut lr = schedule.lr(cfg.lr, position(state.batch + 1));
         let epoch_start = Instant::now();
         let seconds_before = state.train_seconds;
         for batch in loader {
@@ -395,31 +401,18 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
                     if run.last().exists() { run.last().display().to_string() } else { "(none yet)".into() }
                 )));
             }
-            // Gradient accumulation: scale each micro-batch by its share of the group's examples, so the
-            // summed gradient equals that of one large batch.
-            let group_start = b_idx - b_idx % cfg.accum_steps;
-            let group_end = (group_start + cfg.accum_steps).min(batches_per_epoch);
-            let group_examples = ((group_end * cfg.batch_size).min(n_train) - group_start * cfg.batch_size) as f64;
-            (&loss * (bs as f64 / group_examples)).backward();
+            let (share, group_end) = accumulation_share(b_idx, cfg.accum_steps, cfg.batch_size, n_train);
+            (&loss * share).backward();
             let correct =
                 f64::try_from(logits.argmax(-1, false).eq_tensor(&batch.labels).sum(Kind::Float)).unwrap_or(0.0);
-            micro.push((loss, bs as f64));
             state.loss_sum += loss_value * bs as f64;
             state.correct += correct;
             state.seen += bs as u64;
             state.batch += 1;
             if state.batch == group_end {
-                let pos = Position {
-                    epoch,
-                    batch: state.batch,
-                    batches_per_epoch,
-                    full_batches_per_epoch: full_batches,
-                    total_epochs: cfg.epochs,
-                };
-                lr = schedule.lr(cfg.lr, pos);
+                lr = schedule.lr(cfg.lr, position(state.batch));
                 sgd.step(lr);
                 sgd.zero_grad();
-                micro.clear();
                 state.optimizer_steps += 1;
             }
             state.train_seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
@@ -430,7 +423,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
                 lr,
                 state.seen as f64 / state.train_seconds.max(1e-9),
             );
-            if INTERRUPTED.load(Ordering::SeqCst) && micro.is_empty() && state.batch < batches_per_epoch {
+            if INTERRUPTED.load(Ordering::SeqCst) && state.batch == group_end && state.batch < batches_per_epoch {
                 progress.finish();
                 save_last(&run, &model, &sgd, &state, &cfg)?;
                 return Err(Error::Interrupted(format!(
@@ -442,16 +435,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             }
         }
         progress.finish();
-        let lr_epoch = schedule.lr(
-            cfg.lr,
-            Position {
-                epoch,
-                batch: 1,
-                batches_per_epoch,
-                full_batches_per_epoch: full_batches,
-                total_epochs: cfg.epochs,
-            },
-        );
+        let lr_epoch = schedule.lr(cfg.lr, position(1));
         let val = evaluate(&model, &setup, false, cfg.eval_batch_size, device)?;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
@@ -514,6 +498,18 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
     Ok(TrainOutcome { run_dir: run.dir, best_val_top1: state.best_val_top1, best_epoch: state.best_epoch, last_val })
 }
 
+/// Gradient accumulation: the weight of mini-batch `batch` (0-based) in its group of `accum` mini-batches
+/// — its share of the group's examples, so that the summed gradients of mean losses equal the gradient
+/// of one large batch (a short last group included) — and the index one past the group's last batch.
+pub fn accumulation_share(batch: usize, accum: usize, batch_size: usize, examples: usize) -> (f64, usize) {
+    let batches = examples.div_ceil(batch_size);
+    let start = batch - batch % accum;
+    let end = (start + accum).min(batches);
+    let group = (end * batch_size).min(examples) - start * batch_size;
+    let this = ((batch + 1) * batch_size).min(examples) - batch * batch_size;
+    (this as f64 / group as f64, end)
+}
+
 fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState, cfg: &TrainConfig) -> Result<()> {
     let mut tensors = model.named_variables();
     tensors.extend(sgd.state().into_iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t)));
@@ -522,4 +518,35 @@ fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState, cfg: &T
     meta.insert("train_config".into(), serde_json::to_string(cfg).unwrap_or_default());
     meta.insert("epoch".into(), state.epoch.to_string());
     checkpoint::save(&run.last(), &tensors, meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulation_shares_follow_example_counts() {
+        // 10 examples, batches of 3 → sizes 3,3,3,1; groups of 2 → {3,3} and {3,1}.
+        let shares: Vec<(f64, usize)> = (0..4).map(|b| accumulation_share(b, 2, 3, 10)).collect();
+        assert_eq!(shares, vec![(0.5, 2), (0.5, 2), (0.75, 4), (0.25, 4)]);
+        assert_eq!(accumulation_share(0, 1, 4, 10), (1.0, 1));
+    }
+
+    #[test]
+    fn accumulated_gradient_equals_the_large_batch_gradient() {
+        tch::manual_seed(1);
+        let w = Tensor::randn([5, 3], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let x = Tensor::randn([7, 5], (Kind::Double, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0]);
+        x.mm(&w).cross_entropy_for_logits(&y).backward();
+        let big = w.grad().copy();
+        let _ = w.grad().zero_();
+        // Micro-batches of 3 (3, 3, 1), all in one group of 3.
+        for b in 0..3usize {
+            let (share, _) = accumulation_share(b, 3, 3, 7);
+            let (lo, len) = (3 * b as i64, (7 - 3 * b as i64).min(3));
+            (x.narrow(0, lo, len).mm(&w).cross_entropy_for_logits(&y.narrow(0, lo, len)) * share).backward();
+        }
+        assert!(w.grad().allclose(&big, 1e-12, 1e-12, false));
+    }
 }
