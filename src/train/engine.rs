@@ -523,6 +523,7 @@ fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState, cfg: &T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Tensor;
 
     #[test]
     fn accumulation_shares_follow_example_counts() {
