@@ -176,27 +176,35 @@ pub struct RecipeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_split: Option<f64>,
+    /// Training epochs (default 200).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    /// Mini-batch size (default 128).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Batch size of validation and evaluation (default 256).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
+    /// Base learning rate (default 0.1).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// SGD momentum (default 0.9).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
+    /// Nesterov momentum (default on).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
+    /// Momentum dampening (default 0).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dampening: Option<f64>,
+    /// Coupled L2 weight decay (default 5e-4).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
@@ -224,12 +232,15 @@ pub struct RecipeArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_momentum: Option<bool>,
+    /// SGDR: first cycle length in epochs (default 10).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sgdr_t0: Option<usize>,
+    /// SGDR: cycle length multiplier (default 2).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sgdr_t_mult: Option<usize>,
+    /// Floor of the SGDR and cosine schedules (default 0).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_min: Option<f64>,
@@ -241,6 +252,7 @@ pub struct RecipeArgs {
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct RunArgs {
+    /// Seed of initialisation, split, shuffling, augmentation and dropout (default 0).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -271,6 +283,7 @@ pub struct TrainArgs {
     /// Run name: the run directory is <runs-dir>/<job-id>.
     #[arg(long)]
     pub job_id: Option<String>,
+    /// Where run directories go (default runs).
     #[arg(long)]
     pub runs_dir: Option<PathBuf>,
     /// Steps between progress lines when stdout is not a terminal.
