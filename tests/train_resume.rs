@@ -32,6 +32,13 @@ fn two_plus_two_epochs_equal_four_bit_for_bit_and_evaluate_works() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stdout(&second).contains("resuming at epoch 3"), "{}", stdout(&second));
 
+    // `--resume auto --job-id` re-runs the same command: it continues the run (here already complete).
+    let mut auto = tiny_cifar_args("split", "4");
+    auto.extend(["--resume", "auto"]);
+    let again = run(d.path(), &auto);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("resuming at epoch 5"), "{}", stdout(&again));
+
     let a = d.path().join("runs/straight");
     let b = d.path().join("runs/split");
     assert_eq!(weights(&a.join("last.safetensors")), weights(&b.join("last.safetensors")));
