@@ -16,7 +16,8 @@ pub struct TrainConfig {
     pub width: Option<i64>,
     pub bank_size: Option<i64>,
     pub checkered: bool,
-    /// Checkered sampler: naive (default), lattice or random (seeded from `seed`).
+    /// Checkered sampler: naive (default), lattice or random (drawn from torch's RNG, which is seeded
+    /// from `seed` before every mini-batch).
     pub sampler: String,
     // --- data ---
     pub dataset: String,
@@ -186,7 +187,7 @@ impl TrainConfig {
             }
         }
         crate::train::schedule::Schedule::from_config(self)?;
-        crate::models::checkered::Sampler::parse(&self.sampler, self.seed)?;
+        crate::models::checkered::Sampler::parse(&self.sampler)?;
         Ok(())
     }
 
@@ -206,7 +207,6 @@ impl TrainConfig {
             in_channels,
             image_size,
             sampler: Some(self.sampler.clone()),
-            sampler_seed: self.seed,
         }
     }
 

@@ -114,3 +114,48 @@ fn visualiser_reproduces_the_original_pictures() {
     }
     assert_input_error(&run(d.path(), &["visualize", "checkered", "--method", "hexagonal"]), &["hexagonal", "lattice"]);
 }
+
+#[test]
+fn random_sampler_runs_resume_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    write_mnist(&d.path().join("m"), 48, 16);
+    let args = |job: &'static str, epochs: &'static str| {
+        vec![
+            "train",
+            "--arch",
+            "tiny-cnn",
+            "--checkered",
+            "--sampler",
+            "random",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "m",
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "16",
+            "--val-split",
+            "0",
+            "--job-id",
+            job,
+            "--threads",
+            "1",
+        ]
+    };
+    let o = run(d.path(), &args("straight", "2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d.path(), &args("split", "1"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d.path(), &["train", "--resume", "runs/split", "--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cut = |job: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(d.path().join("runs").join(job).join("log.csv")).unwrap();
+        text.lines().map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",")).collect()
+    };
+    assert_eq!(cut("straight"), cut("split"));
+    assert_eq!(
+        weights(&d.path().join("runs/straight/last.safetensors")),
+        weights(&d.path().join("runs/split/last.safetensors"))
+    );
+}

@@ -8,14 +8,6 @@ fn log_without_timing(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p).unwrap().lines().map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",")).collect()
 }
 
-fn weights(p: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(p).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<_> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn two_plus_two_epochs_equal_four_bit_for_bit_and_evaluate_works() {
     let d = tempfile::tempdir().unwrap();

@@ -19,8 +19,7 @@
 use super::layers::{path_name, torch_default_uniform, trace, ConvSpec};
 use crate::error::Result;
 use crate::input_err;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use std::cell::RefCell;
 use std::fmt;
 use tch::nn::{self, Init};
@@ -35,17 +34,18 @@ pub enum Sampler {
     /// submap count and at most 10 subsampling steps.
     Lattice,
     /// Each submap draws sampler 0 or 1 uniformly. Unlike the original (Python's unseeded `random`),
-    /// the draws come from a ChaCha8 stream seeded with `seed` when the sampler is installed.
-    Random { seed: u64 },
+    /// inside a network the draws come from torch's global RNG, which training re-seeds before every
+    /// mini-batch from (seed, epoch, batch): reproducible from `--seed` and exact across resume.
+    Random,
 }
 
 impl Sampler {
-    /// Parses `naive`, `lattice` or `random` (which takes `seed`).
-    pub fn parse(name: &str, seed: u64) -> Result<Sampler> {
+    /// Parses `naive`, `lattice` or `random`.
+    pub fn parse(name: &str) -> Result<Sampler> {
         match name {
             "naive" => Ok(Sampler::Naive),
             "lattice" => Ok(Sampler::Lattice),
-            "random" => Ok(Sampler::Random { seed }),
+            "random" => Ok(Sampler::Random),
             _ => Err(input_err!("--sampler: unknown sampler '{name}'. Known samplers: naive, lattice, random.")),
         }
     }
@@ -56,7 +56,7 @@ impl fmt::Display for Sampler {
         match self {
             Sampler::Naive => write!(f, "naive"),
             Sampler::Lattice => write!(f, "lattice"),
-            Sampler::Random { seed } => write!(f, "random (seed {seed})"),
+            Sampler::Random => write!(f, "random"),
         }
     }
 }
@@ -106,7 +106,7 @@ pub fn sampler_sequence(sampler: Sampler, submap_count: usize, rng: &mut impl Rn
     match sampler {
         Sampler::Naive => Ok(vec![0; submap_count]),
         Sampler::Lattice => lattice_sequence(submap_count),
-        Sampler::Random { .. } => Ok((0..submap_count).map(|_| rng.gen_range(0..2u8)).collect()),
+        Sampler::Random => Ok((0..submap_count).map(|_| rng.gen_range(0..2u8)).collect()),
     }
 }
 
@@ -121,28 +121,19 @@ pub enum Implementation {
 
 struct Context {
     sampler: Sampler,
-    rng: ChaCha8Rng,
     implementation: Implementation,
 }
 
 thread_local! {
     static CONTEXT: RefCell<Context> = RefCell::new(Context {
         sampler: Sampler::Naive,
-        rng: ChaCha8Rng::seed_from_u64(0),
         implementation: Implementation::Fast,
     });
 }
 
 /// Installs the sampler the stride-2 layers of this thread use from now on and returns the previous one.
-/// A random sampler restarts its stream from its seed.
 pub fn set_sampler(sampler: Sampler) -> Sampler {
-    CONTEXT.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Sampler::Random { seed } = sampler {
-            c.rng = ChaCha8Rng::seed_from_u64(seed);
-        }
-        std::mem::replace(&mut c.sampler, sampler)
-    })
+    CONTEXT.with(|c| std::mem::replace(&mut c.borrow_mut().sampler, sampler))
 }
 
 /// The sampler the stride-2 layers of this thread use.
@@ -166,17 +157,26 @@ pub fn with_implementation<R>(implementation: Implementation, f: impl FnOnce() -
     r
 }
 
-/// The next sampler sequence of this thread's sampler.
+/// The next sampler sequence of this thread's sampler (`random`: from torch's global RNG).
 ///
 /// # Panics
 /// With the lattice sampler, when `submap_count` is not a power of 2 or exceeds 512 (see
 /// [`lattice_sequence`]): a network whose geometry the lattice table does not cover.
 fn next_sequence(submap_count: usize) -> Vec<u8> {
-    CONTEXT.with(|c| {
-        let mut c = c.borrow_mut();
-        let sampler = c.sampler;
-        sampler_sequence(sampler, submap_count, &mut c.rng).unwrap_or_else(|e| panic!("checkered layer: {e}"))
-    })
+    match current_sampler() {
+        Sampler::Random => {
+            let draws = Tensor::randint(2, [submap_count as i64], (Kind::Int64, tch::Device::Cpu));
+            Vec::<i64>::try_from(&draws).unwrap_or_default().into_iter().map(|v| v as u8).collect()
+        }
+        sampler => lattice_or_naive(sampler, submap_count),
+    }
+}
+
+fn lattice_or_naive(sampler: Sampler, submap_count: usize) -> Vec<u8> {
+    match sampler {
+        Sampler::Lattice => lattice_sequence(submap_count).unwrap_or_else(|e| panic!("checkered layer: {e}")),
+        _ => vec![0; submap_count],
+    }
 }
 
 fn implementation() -> Implementation {
@@ -656,11 +656,15 @@ mod tests {
 
     #[test]
     fn samplers_follow_the_thread_setting_and_random_is_reproducible() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         assert_eq!(sampler_sequence(Sampler::Naive, 4, &mut rng).unwrap(), vec![0; 4]);
-        assert_eq!(Sampler::parse("random", 7).unwrap(), Sampler::Random { seed: 7 });
-        assert!(Sampler::parse("diagonal", 0).is_err());
-        let draw = || with_sampler(Sampler::Random { seed: 5 }, || (next_sequence(64), next_sequence(64)));
+        assert_eq!(Sampler::parse("random").unwrap(), Sampler::Random);
+        assert!(Sampler::parse("diagonal").is_err());
+        let draw = || {
+            tch::manual_seed(5);
+            with_sampler(Sampler::Random, || (next_sequence(64), next_sequence(64)))
+        };
         let (a, b) = draw();
         assert_eq!(draw(), (a.clone(), b.clone()));
         assert_ne!(a, b);

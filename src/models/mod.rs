@@ -36,9 +36,6 @@ pub struct ModelConfig {
     /// (checkered.md §2.4). Set for the thread that builds the model, which is the one that runs it.
     #[serde(default)]
     pub sampler: Option<String>,
-    /// Seed of the `random` sampler.
-    #[serde(default)]
-    pub sampler_seed: u64,
 }
 
 impl ModelConfig {
@@ -55,7 +52,6 @@ impl ModelConfig {
             in_channels,
             image_size,
             sampler: None,
-            sampler_seed: 0,
         }
     }
 }
@@ -141,10 +137,7 @@ impl Model {
     /// Builds the network on `device`; initialisation draws from torch's global RNG.
     pub fn build(config: &ModelConfig, device: Device) -> Result<Model> {
         let arch = find(&config.arch)?;
-        checkered::set_sampler(checkered::Sampler::parse(
-            config.sampler.as_deref().unwrap_or("naive"),
-            config.sampler_seed,
-        )?);
+        checkered::set_sampler(checkered::Sampler::parse(config.sampler.as_deref().unwrap_or("naive"))?);
         let vs = nn::VarStore::new(device);
         let net = (arch.build)(&vs.root(), config)?;
         Ok(Model { vs, net, arch, config: config.clone() })

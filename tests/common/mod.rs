@@ -134,3 +134,13 @@ pub fn tiny_cifar_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
     a.extend(["--val-split", "0.2", "--seed", "7", "--threads", "2"]);
     a
 }
+
+/// The tensors of a safetensors checkpoint as (name, raw bytes), sorted; metadata (which names the
+/// run) left out, so two runs' weights compare bit for bit.
+pub fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+    v.sort();
+    v
+}
