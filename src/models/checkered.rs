@@ -125,10 +125,9 @@ struct Context {
 }
 
 thread_local! {
-    static CONTEXT: RefCell<Context> = RefCell::new(Context {
-        sampler: Sampler::Naive,
-        implementation: Implementation::Fast,
-    });
+    static CONTEXT: RefCell<Context> = const {
+        RefCell::new(Context { sampler: Sampler::Naive, implementation: Implementation::Fast })
+    };
 }
 
 /// Installs the sampler the stride-2 layers of this thread use from now on and returns the previous one.
