@@ -19,22 +19,11 @@
 //! | converted ResNet-18, train forward+backward | 881 (18.2 img/s) | 591 (27.1 img/s) | 1.49× |
 use convtrain::models::checkered::{forward_with, reference, with_implementation, Implementation, Op};
 use convtrain::models::{Model, ModelConfig};
-use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// Median wall time of `f` in milliseconds over `repeats` runs after one warm-up run.
-fn median_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[times.len() / 2]
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_ms;
 
 struct LayerCase {
     name: &'static str,

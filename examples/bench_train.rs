@@ -6,8 +6,10 @@
 //! Usage: `cargo run --release --example bench_train [-- STEPS]` (default 5 timed steps per model).
 use convtrain::models::{Model, ModelConfig};
 use convtrain::train::optimizer::{param_groups, DecayExclusion, Sgd};
-use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+#[path = "common/timing.rs"]
+mod timing;
 
 struct Case {
     label: &'static str,
@@ -67,16 +69,7 @@ fn main() {
             loss.backward();
             sgd.step(0.01);
         };
-        step();
-        let mut times: Vec<f64> = (0..steps)
-            .map(|_| {
-                let t = Instant::now();
-                step();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(|a, b| a.total_cmp(b));
-        let ms = times[times.len() / 2];
+        let ms = timing::median_ms(steps, &mut step);
         let original = c.original.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
         println!("{:<24} {:>6} {:>12.1} {:>10.1} {:>16}", c.label, c.batch, ms, c.batch as f64 * 1e3 / ms, original);
     }
