@@ -89,16 +89,17 @@ impl ModelSummary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let w = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+        let k = self.rows.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
         let _ = writeln!(
             s,
-            "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}",
+            "{:<w$}  {:<k$}  {:<22}  {:>12}  {:>15}",
             "layer", "type", "output shape", "parameters", "MACs"
         );
         for r in &self.rows {
             let shape = format!("{:?}", r.shape);
             let _ = writeln!(
                 s,
-                "{:<w$}  {:<10}  {:<22}  {:>12}  {:>15}",
+                "{:<w$}  {:<k$}  {:<22}  {:>12}  {:>15}",
                 r.name,
                 r.kind,
                 shape,
