@@ -289,6 +289,9 @@ pub struct TrainArgs {
     /// Steps between progress lines when stdout is not a terminal.
     #[arg(long)]
     pub log_interval: Option<usize>,
+    /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
+    #[arg(long)]
+    pub checkpoint_interval: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -377,6 +380,9 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     }
     if let Some(n) = a.log_interval {
         run_extra.insert("log_interval".into(), n.into());
+    }
+    if let Some(n) = a.checkpoint_interval {
+        run_extra.insert("checkpoint_interval".into(), n.into());
     }
     let o = overrides(&[
         to_json(&a.model),

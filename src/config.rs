@@ -72,6 +72,9 @@ pub struct TrainConfig {
     pub runs_dir: PathBuf,
     /// Optimizer steps between progress lines when stdout is not a terminal.
     pub log_interval: usize,
+    /// Also write `last.safetensors` every this many mini-batches inside an epoch (0: only at epoch
+    /// ends), so a killed run loses at most that much work on long epochs.
+    pub checkpoint_interval: usize,
     /// Fetch a missing dataset that has a public URL (never implicit).
     pub download: bool,
 }
@@ -118,6 +121,7 @@ impl Default for TrainConfig {
             job_id: None,
             runs_dir: "runs".into(),
             log_interval: 50,
+            checkpoint_interval: 0,
             download: false,
         }
     }

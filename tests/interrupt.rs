@@ -69,13 +69,19 @@ fn sigkill_at_random_moments_then_resume_gives_a_clean_log() {
     // Reference: the same run uninterrupted.
     let reference = tempfile::tempdir().unwrap();
     write_cifar10(&reference.path().join("cifar"), 40, 20);
+    let started = Instant::now();
     let o = run(reference.path(), &args("3"));
     assert!(o.status.success(), "{}", stderr(&o));
+    let whole = started.elapsed();
     let want = rows(reference.path());
 
-    let mut delays = [700u64, 1900, 1300, 2600].into_iter();
+    // Kill at fractions of an uninterrupted run's duration: start-up, mid-epoch, around epoch ends.
+    let mut delays = [0.2, 0.55, 0.4, 0.7].into_iter().map(|f| whole.mul_f64(f));
+    let mut killed_while_running = 0;
     loop {
+        // Mid-epoch checkpoints every 2 mini-batches (the reference has none: they change nothing).
         let mut a = args("3");
+        a.extend(["--checkpoint-interval", "2"]);
         if d.path().join("runs/k/last.safetensors").exists() {
             a.extend(["--resume", "runs/k"]);
         } else if d.path().join("runs/k").exists() {
@@ -83,8 +89,11 @@ fn sigkill_at_random_moments_then_resume_gives_a_clean_log() {
         }
         let mut child = spawn(d.path(), &a);
         match delays.next() {
-            Some(ms) => {
-                std::thread::sleep(Duration::from_millis(ms));
+            Some(delay) => {
+                std::thread::sleep(delay);
+                if child.try_wait().unwrap().is_none() {
+                    killed_while_running += 1;
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -95,7 +104,12 @@ fn sigkill_at_random_moments_then_resume_gives_a_clean_log() {
             }
         }
     }
+    assert!(killed_while_running >= 3, "only {killed_while_running} kills hit a running process");
     assert_eq!(rows(d.path()), want);
+    assert_eq!(
+        weights(&d.path().join("runs/k/last.safetensors")),
+        weights(&reference.path().join("runs/k/last.safetensors"))
+    );
     // Temp files of killed writers are swept on resume.
     for e in std::fs::read_dir(d.path().join("runs/k")).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();

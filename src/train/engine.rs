@@ -423,15 +423,21 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
                 lr,
                 state.seen as f64 / state.train_seconds.max(1e-9),
             );
-            if INTERRUPTED.load(Ordering::SeqCst) && state.batch == group_end && state.batch < batches_per_epoch {
-                progress.finish();
-                save_last(&run, &model, &sgd, &state, &cfg)?;
-                return Err(Error::Interrupted(format!(
-                    "checkpoint written at epoch {} batch {}; continue with: convtrain train --resume {}",
-                    epoch + 1,
-                    state.batch,
-                    run.dir.display()
-                )));
+            // Mid-epoch checkpoints happen only between optimizer steps (no half-accumulated gradients).
+            if state.batch == group_end && state.batch < batches_per_epoch {
+                let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+                if interrupted || (cfg.checkpoint_interval > 0 && state.batch % cfg.checkpoint_interval == 0) {
+                    save_last(&run, &model, &sgd, &state, &cfg)?;
+                }
+                if interrupted {
+                    progress.finish();
+                    return Err(Error::Interrupted(format!(
+                        "checkpoint written at epoch {} batch {}; continue with: convtrain train --resume {}",
+                        epoch + 1,
+                        state.batch,
+                        run.dir.display()
+                    )));
+                }
             }
         }
         progress.finish();
