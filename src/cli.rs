@@ -304,8 +304,9 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// A run directory (its best checkpoint, else last) or a checkpoint file.
-    #[arg(long)]
+    /// A run directory (its best checkpoint, else last) or a checkpoint file — also a weights file in
+    /// the original code's names (`--init-from`; give --arch and its options then).
+    #[arg(long, visible_alias = "init-from")]
     pub resume: PathBuf,
     /// test or val.
     #[arg(long, default_value = "test")]

@@ -100,6 +100,30 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
+    // The authors'-names file scores like the checkpoint it came from.
+    let o = run(
+        d.path(),
+        &[
+            "evaluate",
+            "--init-from",
+            "pt.safetensors",
+            "--arch",
+            "swrn",
+            "--depth",
+            "16",
+            "--width",
+            "1",
+            "--bank-size",
+            "3",
+            "--data-dir",
+            "cifar",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let best = ev("runs/s");
+    assert_eq!(c["top1"], best["top1"]);
+    assert_eq!(c["loss"], best["loss"]);
     let mut init = train.to_vec();
     init.extend(["--init-from", "pt.safetensors", "--job-id", "s2"]);
     let i = run(d.path(), &init);
