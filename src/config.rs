@@ -169,6 +169,25 @@ impl TrainConfig {
                 return Err(input_err!("--{name}: must be at least 1, got 0."));
             }
         }
+        if !(0.0..1.0).contains(&self.momentum) || !(0.0..=1.0).contains(&self.dampening) {
+            return Err(input_err!(
+                "--momentum must be in [0, 1) and --dampening in [0, 1], got {} and {}.",
+                self.momentum,
+                self.dampening
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(input_err!("--weight-decay: must be a finite non-negative number, got {}.", self.weight_decay));
+        }
+        if self.cutout < 0 {
+            return Err(input_err!("--cutout: the hole length must be 0 (off) or positive, got {}.", self.cutout));
+        }
+        if let Some(r) = self.resize.filter(|&r| r < 1) {
+            return Err(input_err!("--resize: the image side must be at least 1, got {r}."));
+        }
+        if self.threads == Some(0) {
+            return Err(input_err!("--threads: must be at least 1, got 0."));
+        }
         if !(0.0..1.0).contains(&self.val_split) {
             return Err(input_err!("--val-split: must be in [0, 1), got {}.", self.val_split));
         }

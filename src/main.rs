@@ -4,6 +4,12 @@ use convtrain::cli::Cli;
 use convtrain::Error;
 
 fn main() {
+    // Rust ignores SIGPIPE, which turns a closed stdout (`convtrain info | head -1`) into a panic in
+    // println!; the default action ends the process quietly, as for any Unix filter.
+    // SAFETY: called once at start-up, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = convtrain::run(cli.command) {
         match &e {

@@ -16,6 +16,25 @@ fn unknown_arch_and_invalid_depth() {
 }
 
 #[test]
+fn out_of_range_settings_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--momentum", "-1"),
+        ("--weight-decay", "-0.1"),
+        ("--threads", "0"),
+        ("--resize", "0"),
+        ("--cutout", "-3"),
+        ("--batch-size", "0"),
+        ("--accum-steps", "0"),
+        ("--val-split", "1"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let o = run(d.path(), &["train", arg.as_str(), "--data-dir", "nowhere"]);
+        assert_input_error(&o, &[flag]);
+    }
+}
+
+#[test]
 fn config_file_with_unknown_key_or_wrong_type() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("a.json"), r#"{"arch": "wrn", "learning_rate": 0.1}"#).unwrap();

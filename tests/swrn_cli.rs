@@ -61,6 +61,17 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Only the 6 coefficient tensors (2 shared convs × 3 stages) escape weight decay.
     assert!(stdout(&o).contains("no_decay weight decay 0        6 tensors, 18 parameters"), "{}", stdout(&o));
+    // Counted from the checkpoint's tensors: everything but BN running statistics is a parameter.
+    let bytes = std::fs::read(d.path().join("runs/s/best.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let counted: usize = st
+        .tensors()
+        .iter()
+        .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+        .map(|(_, t)| t.shape().iter().product::<usize>())
+        .sum();
+    let meta = safetensors::SafeTensors::read_metadata(&bytes).unwrap().1;
+    assert_eq!(meta.metadata().as_ref().unwrap()["num_parameters"], counted.to_string());
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/s/config.json")).unwrap()).unwrap();
     assert_eq!(cfg["config"]["cutout"], 16);

@@ -200,6 +200,8 @@ pub fn model_metadata(model: &Model) -> HashMap<String, String> {
     m.insert("convtrain_version".into(), env!("CARGO_PKG_VERSION").into());
     m.insert("arch".into(), model.arch.name.into());
     m.insert("model_config".into(), serde_json::to_string(&model.config).unwrap_or_default());
+    // Trainable parameters, each shared tensor once; the other tensors are BN running statistics.
+    m.insert("num_parameters".into(), model.num_parameters().to_string());
     m
 }
 

@@ -111,13 +111,22 @@ pub fn setup_data(
         Some(SplitFile { seed: cfg.seed, val_fraction: cfg.val_split, train_size: n, val_indices: v })
     };
     let (train_indices, val_indices) = match &split {
-        None => ((0..n as i64).collect(), Vec::new()),
+        None => ((0..n as i64).collect::<Vec<i64>>(), Vec::new()),
         Some(s) => {
             let mut held = vec![false; n];
             s.val_indices.iter().for_each(|&i| held[i as usize] = true);
             ((0..n as i64).filter(|&i| !held[i as usize]).collect(), s.val_indices.clone())
         }
     };
+    if train_indices.is_empty() || (cfg.val_split > 0.0 && val_indices.is_empty()) {
+        return Err(input_err!(
+            "--val-split {}: splitting the {n} training images of {} leaves {} for training and {} for validation; both need at least one.",
+            cfg.val_split,
+            dir.display(),
+            train_indices.len(),
+            val_indices.len()
+        ));
+    }
     let (eval_source, eval_indices) = if eval_on_test || cfg.val_split <= 0.0 {
         let test = data::open(&cfg.dataset, &dir, false, &folder(false)?)?;
         let idx = (0..test.len() as i64).collect();
