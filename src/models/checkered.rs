@@ -654,18 +654,15 @@ mod tests {
     }
 
     #[test]
-    fn samplers_follow_the_thread_setting_and_random_is_reproducible() {
+    fn samplers_follow_the_thread_setting() {
         use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         assert_eq!(sampler_sequence(Sampler::Naive, 4, &mut rng).unwrap(), vec![0; 4]);
         assert_eq!(Sampler::parse("random").unwrap(), Sampler::Random);
         assert!(Sampler::parse("diagonal").is_err());
-        let draw = || {
-            tch::manual_seed(5);
-            with_sampler(Sampler::Random, || (next_sequence(64), next_sequence(64)))
-        };
-        let (a, b) = draw();
-        assert_eq!(draw(), (a.clone(), b.clone()));
+        // Random draws come from torch's global RNG, which parallel unit tests share, so only their
+        // shape is checked here; tests/checkered_cli.rs shows a random-sampler run resumes exactly.
+        let (a, b) = with_sampler(Sampler::Random, || (next_sequence(64), next_sequence(64)));
         assert_ne!(a, b);
         assert!(a.contains(&0) && a.contains(&1));
         assert_eq!(current_sampler(), Sampler::Naive);
