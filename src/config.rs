@@ -194,14 +194,6 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr >= 0.0) {
             return Err(input_err!("--lr: must be a finite non-negative number, got {}.", self.lr));
         }
-        if self.schedule == "multistep" && self.gammas.len() != self.milestones.len() && self.gammas.len() != 1 {
-            return Err(input_err!(
-                "--gammas: give one gamma per milestone ({} milestones: {:?}) or a single gamma for all, got {:?}.",
-                self.milestones.len(),
-                self.milestones,
-                self.gammas
-            ));
-        }
         if let Some(j) = &self.job_id {
             if j.is_empty() || j.contains('/') || j.starts_with('.') {
                 return Err(input_err!(

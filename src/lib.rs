@@ -45,21 +45,13 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Summary(a) => {
             let cfg = cli::summary_config(&a)?;
-            let info = data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
-            let (channels, size) = train::setup::input_geometry(&cfg, &info);
-            let mc = cfg.model_config(info.num_classes, channels, size);
-            let model = models::Model::build(&mc, tch::Device::Cpu)?;
-            let excl = train::optimizer::DecayExclusion {
-                name_contains: cfg
-                    .no_decay
-                    .clone()
-                    .unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
-                one_dim: cfg.no_decay_1d,
-            };
+            let model = train::engine::build_model(&cfg, tch::Device::Cpu)?;
+            let excl = train::engine::decay_exclusion(&cfg, &model);
             let s = models::summary::summarize(&model, cfg.weight_decay, &excl);
+            let mc = &model.config;
             println!(
                 "{} on {} ({} classes, {}x{}x{} input)\n",
-                mc.arch, info.name, info.num_classes, channels, size, size
+                mc.arch, cfg.dataset, mc.num_classes, mc.in_channels, mc.image_size, mc.image_size
             );
             print!("{}", s.render());
             Ok(())
@@ -115,7 +107,7 @@ pub fn run(command: Command) -> Result<()> {
             VisualizeTarget::Lsm { checkpoint, out_dir } => {
                 let path = train::checkpoint::resolve(&checkpoint, "best")?;
                 let ck = train::checkpoint::load(&path)?;
-                let named: Vec<_> = ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+                let named: Vec<_> = ck.model_tensors();
                 let groups = visualize::lsm::swrn_lsm(&named);
                 if groups.is_empty() {
                     return Err(input_err!(

@@ -27,20 +27,16 @@ fn summary_counts_of_the_paper_variants() {
     }
 }
 
+/// The model of the end-to-end test: SWRN-16-1-3 (2 shared convs per stage).
+const SWRN_16_1_3: [&str; 8] = ["--arch", "swrn", "--depth", "16", "--width", "1", "--bank-size", "3"];
+
 #[test]
 fn swrn_train_lsm_materialize_export_and_init_from() {
     let d = tempfile::tempdir().unwrap();
     write_cifar10(&d.path().join("cifar"), 24, 40);
-    let train = [
-        "train",
-        "--arch",
-        "swrn",
-        "--depth",
-        "16",
-        "--width",
-        "1",
-        "--bank-size",
-        "3",
+    let mut train = vec!["train"];
+    train.extend(SWRN_16_1_3);
+    train.extend([
         "--dataset",
         "cifar10",
         "--data-dir",
@@ -54,7 +50,7 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
         "2",
         "--device",
         "cpu",
-    ];
+    ]);
     let mut first = train.to_vec();
     first.extend(["--job-id", "s"]);
     let o = run(d.path(), &first);
@@ -112,24 +108,9 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     // The authors'-names file scores like the checkpoint it came from.
-    let o = run(
-        d.path(),
-        &[
-            "evaluate",
-            "--init-from",
-            "pt.safetensors",
-            "--arch",
-            "swrn",
-            "--depth",
-            "16",
-            "--width",
-            "1",
-            "--bank-size",
-            "3",
-            "--data-dir",
-            "cifar",
-        ],
-    );
+    let mut eval_pt = vec!["evaluate", "--init-from", "pt.safetensors", "--data-dir", "cifar"];
+    eval_pt.extend(SWRN_16_1_3);
+    let o = run(d.path(), &eval_pt);
     assert!(o.status.success(), "{}", stderr(&o));
     let c: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let best = ev("runs/s");

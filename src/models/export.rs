@@ -30,7 +30,7 @@ fn open(src: &Path) -> Result<(checkpoint::Checkpoint, ModelConfig)> {
 pub fn export(src: &Path, out: &Path, format: ExportFormat) -> Result<usize> {
     let (ck, mc) = open(src)?;
     let arch = find(&mc.arch)?;
-    let named: Vec<_> = ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    let named: Vec<_> = ck.model_tensors();
     let mut meta = HashMap::new();
     let tensors = match format {
         ExportFormat::Pytorch => {
@@ -59,7 +59,7 @@ pub fn materialize(src: &Path, out: &Path) -> Result<ModelConfig> {
             mc.arch
         )
     })?;
-    let named: Vec<_> = ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    let named: Vec<_> = ck.model_tensors();
     let (plain, tensors) = fold(&named, &mc)?;
     let mut meta = ck.metadata.clone();
     meta.remove("train_state");

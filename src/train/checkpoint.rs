@@ -147,9 +147,20 @@ impl Checkpoint {
         }
     }
 
-    /// Model tensors only (optimizer state stripped).
-    pub fn model_tensors(&self) -> impl Iterator<Item = &(String, Tensor)> {
-        self.tensors.iter().filter(|(n, _)| !n.starts_with(MOMENTUM_PREFIX))
+    /// Model tensors only (optimizer state stripped), sharing storage with the checkpoint.
+    pub fn model_tensors(&self) -> Vec<(String, Tensor)> {
+        self.tensors
+            .iter()
+            .filter(|(n, _)| !n.starts_with(MOMENTUM_PREFIX))
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect()
+    }
+
+    /// Copies this checkpoint's model tensors into `model`, after renaming them from foreign names
+    /// (e.g. the authors' PyTorch keys) with the architecture's `import`; see [`load_into`].
+    pub fn load_model_into(&self, model: &Model) -> Result<()> {
+        let tensors = (model.arch.import)(self.model_tensors());
+        load_into(model, &tensors, &self.path, self.metadata.get("arch").map(String::as_str))
     }
 
     /// Momentum buffers keyed by parameter name.

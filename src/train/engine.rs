@@ -262,7 +262,9 @@ fn write_config(run: &RunDir, cfg: &TrainConfig, model: &Model, device: Device, 
     checkpoint::write_atomic(&run.config(), serde_json::to_string_pretty(&doc).unwrap_or_default().as_bytes())
 }
 
-fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
+/// The parameters `cfg` excludes from weight decay: its `no_decay` names (else the architecture's) and,
+/// with `no_decay_1d`, every 1-D tensor.
+pub fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
     DecayExclusion {
         name_contains: cfg
             .no_decay
@@ -272,14 +274,18 @@ fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
     }
 }
 
-/// Builds the model for `cfg` on the dataset it names (before any data is read, so a bad model is
-/// reported first), and its optimizer.
-pub fn build_model_and_optimizer(cfg: &TrainConfig, device: Device) -> Result<(Model, Sgd)> {
+/// Builds the model `cfg` describes for the dataset it names, initialised from its seed. Only the
+/// dataset's description is read, so a bad model is reported before any data is loaded.
+pub fn build_model(cfg: &TrainConfig, device: Device) -> Result<Model> {
     let info = crate::data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
     let (channels, image_size) = input_geometry(cfg, &info);
     tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
-    let mc = cfg.model_config(info.num_classes, channels, image_size);
-    let model = Model::build(&mc, device)?;
+    Model::build(&cfg.model_config(info.num_classes, channels, image_size), device)
+}
+
+/// [`build_model`] and its optimizer.
+pub fn build_model_and_optimizer(cfg: &TrainConfig, device: Device) -> Result<(Model, Sgd)> {
+    let model = build_model(cfg, device)?;
     let groups = param_groups(model.named_parameters(), cfg.weight_decay, &decay_exclusion(cfg, &model));
     Ok((model, Sgd::new(groups, cfg.momentum, cfg.dampening, cfg.nesterov)))
 }
@@ -301,22 +307,14 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
     let mut state = TrainState::default();
     if resuming {
         let ck = checkpoint::load(&run.last())?;
-        checkpoint::load_into(
-            &model,
-            &ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>(),
-            &run.last(),
-            ck.metadata.get("arch").map(String::as_str),
-        )?;
+        ck.load_model_into(&model)?;
         sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
         state = ck.metadata.get("train_state").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
             input_err!("{}: checkpoint has no training state; it cannot be resumed.", run.last().display())
         })?;
     } else {
         if let Some(src) = &opts.init_from {
-            let ck = checkpoint::load(src)?;
-            let tensors =
-                (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
-            checkpoint::load_into(&model, &tensors, src, ck.metadata.get("arch").map(String::as_str))?;
+            checkpoint::load(src)?.load_model_into(&model)?;
         }
         create_run_dir(&run)?;
         if let Some(split) = &setup.split {
@@ -442,7 +440,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
         }
         progress.finish();
         let lr_epoch = schedule.lr(cfg.lr, position(1));
-        let val = evaluate(&model, &setup, false, cfg.eval_batch_size, device)?;
+        let val = evaluate(&model, &setup, cfg.eval_batch_size, device)?;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
         let improved = val.top1 > state.best_val_top1 || state.best_epoch == 0;
@@ -478,8 +476,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions) -> Result<TrainOutcome> {
             ..Default::default()
         };
         if improved {
-            let mut meta = checkpoint::model_metadata(&model);
-            meta.insert("train_config".into(), serde_json::to_string(&cfg).unwrap_or_default());
+            let mut meta = run_metadata(&model, &cfg);
             meta.insert("epoch".into(), (epoch + 1).to_string());
             meta.insert("val_top1".into(), val.top1.to_string());
             checkpoint::save(&run.best(), &model.named_variables(), meta)?;
@@ -516,12 +513,19 @@ pub fn accumulation_share(batch: usize, accum: usize, batch_size: usize, example
     (this as f64 / group as f64, end)
 }
 
+/// Checkpoint metadata of a run: the model's, plus the training configuration (which `evaluate` reads
+/// when the checkpoint travels without its run directory).
+fn run_metadata(model: &Model, cfg: &TrainConfig) -> std::collections::HashMap<String, String> {
+    let mut meta = checkpoint::model_metadata(model);
+    meta.insert("train_config".into(), serde_json::to_string(cfg).unwrap_or_default());
+    meta
+}
+
 fn save_last(run: &RunDir, model: &Model, sgd: &Sgd, state: &TrainState, cfg: &TrainConfig) -> Result<()> {
     let mut tensors = model.named_variables();
     tensors.extend(sgd.state().into_iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t)));
-    let mut meta = checkpoint::model_metadata(model);
+    let mut meta = run_metadata(model, cfg);
     meta.insert("train_state".into(), serde_json::to_string(state).unwrap_or_default());
-    meta.insert("train_config".into(), serde_json::to_string(cfg).unwrap_or_default());
     meta.insert("epoch".into(), state.epoch.to_string());
     checkpoint::save(&run.last(), &tensors, meta)
 }

@@ -22,21 +22,20 @@ pub struct EvalResult {
     pub count: usize,
 }
 
-/// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`, or on the
-/// training split with eval transforms when `on_train` is set.
-pub fn evaluate(
-    model: &Model,
-    setup: &DataSetup,
-    on_train: bool,
-    batch_size: usize,
-    device: Device,
-) -> Result<EvalResult> {
-    let (source, indices) = if on_train {
-        (setup.train_source.clone(), std::sync::Arc::new(setup.train_indices.clone()))
-    } else {
-        (setup.eval_source.clone(), std::sync::Arc::new(setup.eval_indices.clone()))
-    };
-    let loader = BatchLoader::new(source, indices, batch_size, false, setup.eval_pipeline.clone(), 0, 0, 0, device);
+/// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`.
+pub fn evaluate(model: &Model, setup: &DataSetup, batch_size: usize, device: Device) -> Result<EvalResult> {
+    let indices = std::sync::Arc::new(setup.eval_indices.clone());
+    let loader = BatchLoader::new(
+        setup.eval_source.clone(),
+        indices,
+        batch_size,
+        false,
+        setup.eval_pipeline.clone(),
+        0,
+        0,
+        0,
+        device,
+    );
     let k = model.config.num_classes.min(5);
     let (mut loss_sum, mut top1, mut top5, mut n) = (0.0, 0.0, 0.0, 0usize);
     tch::no_grad(|| -> Result<()> {
@@ -122,10 +121,8 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     let setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
     let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
     let model = Model::build(&mc, device)?;
-    let tensors: Vec<_> =
-        (model.arch.import)(ck.model_tensors().map(|(n, t)| (n.clone(), t.shallow_clone())).collect());
-    checkpoint::load_into(&model, &tensors, &ck_path, ck.metadata.get("arch").map(String::as_str))?;
-    let result = evaluate(&model, &setup, false, cfg.eval_batch_size, device)?;
+    ck.load_model_into(&model)?;
+    let result = evaluate(&model, &setup, cfg.eval_batch_size, device)?;
     let report = EvaluateReport {
         checkpoint: ck_path.display().to_string(),
         arch: mc.arch.clone(),
