@@ -17,7 +17,7 @@
 //! | maxpool2/s2, (16,64,1,32,32) | 12.1 | 7.1 | 1.71× |
 //! | avgpool2/s2, (16,96,1,32,32) | 12.0 | 7.2 | 1.66× |
 //! | converted ResNet-18, train forward+backward | 881 (18.2 img/s) | 591 (27.1 img/s) | 1.49× |
-use convtrain::models::checkered::{forward_with, reference, with_implementation, Implementation, Op};
+use convtrain::models::checkered::{forward_with, reference, Op};
 use convtrain::models::{Model, ModelConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -143,18 +143,22 @@ fn main() {
         );
     }
 
-    let cfg = ModelConfig { checkered: true, ..ModelConfig::new("resnet18", 10, 3, 32) };
-    let model = Model::build(&cfg, Device::Cpu).expect("build resnet18");
+    // The same weights computed both ways: two builds from one seed, differing in `checkered_impl`.
+    let build = |implementation: &str| {
+        tch::manual_seed(0);
+        let cfg = ModelConfig { checkered: true, ..ModelConfig::new("resnet18", 10, 3, 32) }
+            .with_option("checkered_impl", implementation);
+        Model::build(&cfg, Device::Cpu).expect("build resnet18")
+    };
+    let (reference, fast) = (build("reference"), build("fast"));
     let x = Tensor::randn([batch, 3, 32, 32], opts);
-    let step = |implementation| {
-        with_implementation(implementation, || {
-            let y = model.forward_t(&x, true);
-            y.sum(Kind::Float).backward();
-        })
+    let step = |model: &Model| {
+        let y = model.forward_t(&x, true);
+        y.sum(Kind::Float).backward();
     };
     let model_repeats = repeats.div_ceil(2).max(1);
-    let t_ref = median_ms(model_repeats, || step(Implementation::Reference));
-    let t_fast = median_ms(model_repeats, || step(Implementation::Fast));
+    let t_ref = median_ms(model_repeats, || step(&reference));
+    let t_fast = median_ms(model_repeats, || step(&fast));
     let img_s = |ms: f64| batch as f64 / (ms / 1e3);
     println!();
     println!(

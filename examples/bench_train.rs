@@ -21,7 +21,11 @@ struct Case {
 
 /// A CIFAR-10 configuration of `arch`.
 fn cifar(arch: &str, depth: Option<i64>, width: Option<i64>, bank: Option<i64>) -> ModelConfig {
-    ModelConfig { depth, width, bank_size: bank, ..ModelConfig::new(arch, 10, 3, 32) }
+    let cfg = ModelConfig { depth, width, ..ModelConfig::new(arch, 10, 3, 32) };
+    match bank {
+        Some(k) => cfg.with_option("bank_size", k),
+        None => cfg,
+    }
 }
 
 fn main() {

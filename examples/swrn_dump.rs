@@ -27,12 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(dir);
 
     tch::manual_seed(0);
-    let cfg = ModelConfig {
-        depth: Some(depth),
-        width: Some(width),
-        bank_size: Some(k),
-        ..ModelConfig::new("swrn", classes, 3, 32)
-    };
+    let cfg = ModelConfig { depth: Some(depth), width: Some(width), ..ModelConfig::new("swrn", classes, 3, 32) }
+        .with_option("bank_size", k);
     let model = Model::build(&cfg, Device::Cpu)?;
     tch::no_grad(|| {
         // BN running statistics from a few training-mode passes; γ, β and the classifier bias moved

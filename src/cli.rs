@@ -1,7 +1,8 @@
 //! The command line: clap definitions and a thin dispatch onto the library.
 use crate::config::TrainConfig;
-use crate::error::Result;
+use crate::error::{to_json_value, Result};
 use crate::input_err;
+use crate::models::FamilyOptions;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -112,18 +113,14 @@ pub struct ModelArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<i64>,
-    /// SWRN: templates per template bank.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bank_size: Option<i64>,
     /// Convert the network into a checkered CNN.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkered: Option<bool>,
-    /// Checkered sampler: naive (default, the papers' training), lattice, or random (seeded by --seed).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sampler: Option<String>,
+    /// The families' own options (declared in their files, see `models::options`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub family: FamilyOptions,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
@@ -346,8 +343,8 @@ fn overrides(parts: &[serde_json::Value]) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-fn to_json<T: Serialize>(t: &T) -> serde_json::Value {
-    serde_json::to_value(t).unwrap_or_default()
+fn to_json<T: Serialize>(t: &T) -> Result<serde_json::Value> {
+    to_json_value(t, "the command-line flags")
 }
 
 /// `--schedule` takes a schedule name or the SWRN-style milestone list.
@@ -386,28 +383,28 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
         run_extra.insert("checkpoint_interval".into(), n.into());
     }
     let o = overrides(&[
-        to_json(&a.model),
-        to_json(&a.data),
-        to_json(&a.recipe),
+        to_json(&a.model)?,
+        to_json(&a.data)?,
+        to_json(&a.recipe)?,
         schedule_overrides(a.recipe.schedule.as_deref())?,
         if a.recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
-        to_json(&a.run),
+        to_json(&a.run)?,
         serde_json::Value::Object(run_extra),
     ]);
     Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
 }
 
 /// Evaluate's overrides of the run configuration.
-pub fn evaluate_overrides(a: &EvaluateArgs) -> serde_json::Value {
+pub fn evaluate_overrides(a: &EvaluateArgs) -> Result<serde_json::Value> {
     let mut extra = serde_json::Map::new();
     if let Some(b) = a.batch_size {
         extra.insert("eval_batch_size".into(), b.into());
     }
-    overrides(&[to_json(&a.model), to_json(&a.data), to_json(&a.run), serde_json::Value::Object(extra)])
+    Ok(overrides(&[to_json(&a.model)?, to_json(&a.data)?, to_json(&a.run)?, serde_json::Value::Object(extra)]))
 }
 
 /// Summary's configuration.
 pub fn summary_config(a: &SummaryArgs) -> Result<TrainConfig> {
     let (base, source) = load_base(a.config.as_ref())?;
-    TrainConfig::resolve(base, overrides(&[to_json(&a.model), to_json(&a.data)]), &source)
+    TrainConfig::resolve(base, overrides(&[to_json(&a.model)?, to_json(&a.data)?]), &source)
 }

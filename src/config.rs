@@ -1,24 +1,26 @@
 //! The training configuration: one flat, serde-serialisable struct. A recipe file (`--config FILE.json`)
 //! sets any subset of its keys; command-line flags override the file; everything else takes the
-//! defaults below (the SWRN repository's `main.py` defaults where a paper default is needed).
-use crate::error::{IoContext, Result};
+//! architecture's recipe ([`Arch::defaults`](crate::models::Arch)) and then the defaults below (the
+//! SWRN repository's `main.py` defaults where a paper default is needed). The model families' own
+//! knobs are carried, unnamed, in `model_options` (see `models::options`).
+use crate::error::{to_json_value, IoContext, Result};
 use crate::input_err;
-use crate::models::ModelConfig;
+use crate::models::{self, ModelConfig};
+use crate::train::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct TrainConfig {
     // --- model ---
     pub arch: String,
     pub depth: Option<i64>,
     pub width: Option<i64>,
-    pub bank_size: Option<i64>,
     pub checkered: bool,
-    /// Checkered sampler: naive (default), lattice or random (drawn from torch's RNG, which is seeded
-    /// from `seed` before every mini-batch).
-    pub sampler: String,
+    /// The model families' options (`bank_size`, `sampler`, ...), flat among the other keys.
+    #[serde(flatten)]
+    pub model_options: serde_json::Map<String, serde_json::Value>,
     // --- data ---
     pub dataset: String,
     /// Dataset directory; default `data/<dataset>`.
@@ -85,9 +87,8 @@ impl Default for TrainConfig {
             arch: "wrn".into(),
             depth: None,
             width: None,
-            bank_size: None,
             checkered: false,
-            sampler: "naive".into(),
+            model_options: serde_json::Map::new(),
             dataset: "cifar10".into(),
             data_dir: None,
             augment: vec!["flip".into(), "crop:4".into()],
@@ -133,7 +134,8 @@ pub const RESUMABLE_OVERRIDES: &[&str] =
 
 impl TrainConfig {
     /// Merges `overrides` (a JSON object of flags that were given) over `base` (a JSON object from a
-    /// config file, or empty) over the defaults. Unknown keys and wrong types are errors naming the key.
+    /// config file, or empty) over the chosen architecture's recipe over the defaults. Unknown keys and
+    /// wrong types are errors naming the key.
     pub fn resolve(base: serde_json::Value, overrides: serde_json::Value, source: &str) -> Result<TrainConfig> {
         let mut merged = match base {
             serde_json::Value::Object(m) => m,
@@ -143,10 +145,36 @@ impl TrainConfig {
         if let serde_json::Value::Object(o) = overrides {
             merged.extend(o);
         }
+        let known = Self::known_keys()?;
+        if let Some(k) = merged.keys().find(|k| !known.contains(k)) {
+            return Err(input_err!("{source}: setting '{k}': unknown setting. Known settings: {}.", known.join(", ")));
+        }
+        let arch = merged.get("arch").and_then(|a| a.as_str()).map(str::to_string);
+        let dataset = merged.get("dataset").and_then(|d| d.as_str()).map(str::to_string);
+        let defaults = Self::default();
+        if let Ok(arch) = models::find(arch.as_deref().unwrap_or(&defaults.arch)) {
+            if let serde_json::Value::Object(recipe) = (arch.defaults)(dataset.as_deref().unwrap_or(&defaults.dataset))
+            {
+                for (k, v) in recipe {
+                    merged.entry(k).or_insert(v);
+                }
+            }
+        }
         let cfg: TrainConfig = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
             .map_err(|e| input_err!("{source}: setting '{}': {}.", e.path(), e.inner()))?;
+        models::validate_options(&cfg.model_options, source)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Every key a configuration may hold: the engine's settings and the families' options.
+    pub fn known_keys() -> Result<Vec<String>> {
+        let mut keys = match to_json_value(&Self::default(), "the default configuration")? {
+            serde_json::Value::Object(m) => m.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        keys.extend(models::option_keys());
+        Ok(keys)
     }
 
     /// Reads a config file (JSON object).
@@ -201,13 +229,17 @@ impl TrainConfig {
                 ));
             }
         }
-        crate::train::schedule::Schedule::from_config(self)?;
-        crate::models::checkered::Sampler::parse(&self.sampler)?;
+        self.schedule()?;
         Ok(())
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| Path::new("data").join(&self.dataset))
+    }
+
+    /// The learning-rate schedule these settings describe.
+    pub fn schedule(&self) -> Result<Schedule> {
+        Schedule::new(&self.schedule, &self.milestones, &self.gammas, self.sgdr_t0, self.sgdr_t_mult, self.lr_min)
     }
 
     /// The model part, completed with what the dataset says.
@@ -216,25 +248,29 @@ impl TrainConfig {
             arch: self.arch.clone(),
             depth: self.depth,
             width: self.width,
-            bank_size: self.bank_size,
             checkered: self.checkered,
             num_classes,
             in_channels,
             image_size,
-            sampler: Some(self.sampler.clone()),
+            options: self.model_options.clone(),
         }
     }
 
-    /// Keys whose values differ from `other` (used to refuse changing a run on resume).
-    pub fn differing_keys(&self, other: &TrainConfig) -> Vec<String> {
-        let a = serde_json::to_value(self).unwrap_or_default();
-        let b = serde_json::to_value(other).unwrap_or_default();
-        match (a, b) {
+    /// Keys whose values differ from `other` (used to refuse changing a run on resume); an option
+    /// absent on one side and `null` on the other is no difference.
+    pub fn differing_keys(&self, other: &TrainConfig) -> Result<Vec<String>> {
+        let a = to_json_value(self, "the configuration")?;
+        let b = to_json_value(other, "the configuration")?;
+        let null = serde_json::Value::Null;
+        Ok(match (a, b) {
             (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect()
+                let mut keys: Vec<String> = a.keys().chain(b.keys()).cloned().collect();
+                keys.sort();
+                keys.dedup();
+                keys.into_iter().filter(|k| a.get(k).unwrap_or(&null) != b.get(k).unwrap_or(&null)).collect()
             }
             _ => Vec::new(),
-        }
+        })
     }
 }
 
@@ -257,6 +293,27 @@ mod tests {
         assert!(e.contains("r.json") && e.contains("learning_rate"), "{e}");
         let e = TrainConfig::resolve(json!({"epochs": "ten"}), json!({}), "r.json").unwrap_err().to_string();
         assert!(e.contains("'epochs'"), "{e}");
+    }
+
+    #[test]
+    fn configs_written_before_family_options_still_resolve() {
+        // A run's `config` object as convtrain wrote it before the options map: `bank_size` and
+        // `sampler` were engine fields, always present.
+        let old = json!({"arch": "swrn", "depth": 16, "width": 1, "bank_size": 3, "checkered": false,
+                         "sampler": "naive", "dataset": "cifar10", "epochs": 4});
+        let c = TrainConfig::resolve(old, json!({}), "old run").unwrap();
+        assert_eq!(c.model_options["bank_size"], json!(3));
+        let mc = c.model_config(10, 3, 32);
+        let back: ModelConfig = serde_json::from_str(&serde_json::to_string(&mc).unwrap()).unwrap();
+        assert_eq!(back, mc);
+        let old_model = r#"{"arch":"swrn","depth":16,"width":1,"bank_size":3,"checkered":false,
+                            "num_classes":10,"in_channels":3,"image_size":32,"sampler":null}"#;
+        let m: ModelConfig = serde_json::from_str(old_model).unwrap();
+        assert_eq!(m.options["bank_size"], json!(3));
+        let e = TrainConfig::resolve(json!({"sampler": "diagonal", "arch": "resnet18"}), json!({}), "x").unwrap_err();
+        assert!(e.to_string().contains("--sampler"), "{e}");
+        let e = TrainConfig::resolve(json!({"bank_size": "six"}), json!({}), "r.json").unwrap_err().to_string();
+        assert!(e.contains("r.json") && e.contains("'bank_size'"), "{e}");
     }
 
     #[test]

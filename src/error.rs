@@ -1,5 +1,7 @@
-//! The error type of convtrain. Every failure a user can cause (bad flag, bad file, bad checkpoint)
-//! is an [`Error::Input`] and exits with status 2; a diverged run exits 3, an interrupted one 130.
+//! The error type of convtrain and its exit codes (README "Exit codes"):
+//! 2 bad input (flag, config file, dataset file, checkpoint — the user can fix it), 3 a diverged run,
+//! 130 an interrupted run (a checkpoint was written), 70 an internal failure (a bug or an environment
+//! problem the user did not cause: serialisation, font loading, an unexpected libtorch error).
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,10 @@ pub enum Error {
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
     #[error("interrupted: {0}")]
     Interrupted(String),
+    /// A failure that is not the user's input: serialising metadata, loading an embedded font, an
+    /// inconsistency inside convtrain. Exit code 70 (EX_SOFTWARE).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -23,13 +29,16 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Exit status of a run stopped by an internal failure (sysexits.h EX_SOFTWARE).
+pub const EXIT_INTERNAL: i32 = 70;
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) | Error::Io { .. } => 2,
             Error::Diverged(_) => 3,
             Error::Interrupted(_) => 130,
-            Error::Torch(_) => 1,
+            Error::Internal(_) | Error::Torch(_) => EXIT_INTERNAL,
         }
     }
 }
@@ -38,6 +47,12 @@ impl Error {
 #[macro_export]
 macro_rules! input_err {
     ($($arg:tt)*) => { $crate::error::Error::Input(format!($($arg)*)) };
+}
+
+/// Shorthand for an [`Error::Internal`] built with `format!`.
+#[macro_export]
+macro_rules! internal_err {
+    ($($arg:tt)*) => { $crate::error::Error::Internal(format!($($arg)*)) };
 }
 
 /// Attaches the path to an I/O error.
@@ -49,4 +64,19 @@ impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
         self.map_err(|source| Error::Io { path: path.to_path_buf(), source })
     }
+}
+
+/// JSON text of `value`; a serialisation failure is an internal error naming `what`.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| internal_err!("cannot serialise {what}: {e}"))
+}
+
+/// Pretty JSON text of `value`; see [`to_json`].
+pub fn to_json_pretty<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| internal_err!("cannot serialise {what}: {e}"))
+}
+
+/// JSON value of `value`; see [`to_json`].
+pub fn to_json_value<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| internal_err!("cannot serialise {what}: {e}"))
 }

@@ -11,7 +11,7 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    if let Err(e) = convtrain::run(cli.command) {
+    if let Err(e) = convtrain::commands::run(cli.command) {
         match &e {
             Error::Interrupted(_) => eprintln!("convtrain: {e}"),
             _ => eprintln!("convtrain: error: {e}"),

@@ -15,26 +15,19 @@
 //!
 //! Initialisation is PyTorch 0.4's default (the file has no init loop): conv and linear weights (and
 //! the linear bias) ~ U(±1/√fan_in), BN γ ~ U(0,1), β = 0.
-use super::layers::{
-    avg_pool2d, checkered_input, submap_mean, torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec,
-    Linear,
-};
+use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-pub const ARCHS: &[Arch] = &[Arch {
-    name: "densenet-bc",
-    family: "checkered",
-    about: "DenseNet-BC-d (k = --width, default BC-100, k = 12) for 32×32 inputs, --checkered converts it",
-    build: build_densenet,
-    no_decay: &[],
-    import: super::same_names,
-    export: super::torch_state_dict,
-    materialize: None,
-}];
+pub const ARCHS: &[Arch] = &[Arch::new(
+    "densenet-bc",
+    "checkered",
+    "DenseNet-BC-d (k = --width, default BC-100, k = 12) for 32×32 inputs, --checkered converts it",
+    build_densenet,
+)];
 
 /// Layers per dense block of DenseNet-BC-`depth`: (depth − 4)/6.
 pub fn layers_per_block(depth: i64) -> Result<i64> {
@@ -44,8 +37,8 @@ pub fn layers_per_block(depth: i64) -> Result<i64> {
     Ok((depth - 4) / 6)
 }
 
-fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64) -> Conv2d {
-    Conv2d::new(p, cin, cout, ConvSpec::new(kernel).padding(kernel / 2).torch_default(cin))
+fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, grid: Grid) -> Conv2d {
+    Conv2d::new(p, cin, cout, ConvSpec::new(kernel).padding(kernel / 2).torch_default(cin).grid(grid))
 }
 
 /// BN-ReLU-conv1×1(4k)-BN-ReLU-conv3×3(k), concatenated to its input.
@@ -71,12 +64,13 @@ struct Transition {
     norm: BatchNorm,
     conv: Conv2d,
     pool_name: String,
+    grid: Grid,
 }
 
 impl ModuleT for Transition {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.conv.forward(&self.norm.forward_t(x, train).relu());
-        avg_pool2d(&self.pool_name, &y, 2, 2, 0)
+        self.grid.avg_pool2d(&self.pool_name, &y, 2, 2, 0)
     }
 }
 
@@ -86,7 +80,7 @@ pub struct DenseNet {
     stages: Vec<(Vec<DenseLayer>, Option<Transition>)>,
     norm_final: BatchNorm,
     classifier: Linear,
-    checkered: bool,
+    grid: Grid,
 }
 
 impl DenseNet {
@@ -101,9 +95,10 @@ impl DenseNet {
                 cfg.image_size
             ));
         }
+        let grid = cfg.grid()?;
         let f = root / "features";
         let mut channels = 2 * growth;
-        let conv0 = conv(&(&f / "conv0"), cfg.in_channels, channels, 3);
+        let conv0 = conv(&(&f / "conv0"), cfg.in_channels, channels, 3, grid);
         let mut stages = Vec::new();
         for b in 1..=3 {
             let bp = &f / format!("denseblock{b}");
@@ -113,9 +108,9 @@ impl DenseNet {
                     let cin = channels + l * growth;
                     DenseLayer {
                         norm1: torch04_batch_norm(&(&lp / "norm1"), cin),
-                        conv1: conv(&(&lp / "conv1"), cin, 4 * growth, 1),
+                        conv1: conv(&(&lp / "conv1"), cin, 4 * growth, 1, grid),
                         norm2: torch04_batch_norm(&(&lp / "norm2"), 4 * growth),
-                        conv2: conv(&(&lp / "conv2"), 4 * growth, growth, 3),
+                        conv2: conv(&(&lp / "conv2"), 4 * growth, growth, 3, grid),
                     }
                 })
                 .collect();
@@ -125,8 +120,9 @@ impl DenseNet {
                 let out = channels / 2;
                 let t = Transition {
                     norm: torch04_batch_norm(&(&tp / "norm"), channels),
-                    conv: conv(&(&tp / "conv"), channels, out, 1),
+                    conv: conv(&(&tp / "conv"), channels, out, 1, grid),
                     pool_name: format!("features.transition{b}.pool"),
+                    grid,
                 };
                 channels = out;
                 t
@@ -136,14 +132,13 @@ impl DenseNet {
         let norm_final = torch04_batch_norm(&(&f / "norm_final"), channels);
         let classifier =
             Linear::new(&(root / "classifier"), channels, cfg.num_classes, torch_default_uniform(channels), None);
-        Ok(DenseNet { conv0, stages, norm_final, classifier, checkered: cfg.checkered })
+        Ok(DenseNet { conv0, stages, norm_final, classifier, grid })
     }
 }
 
 impl ModuleT for DenseNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = checkered_input(x, self.checkered);
-        let mut y = self.conv0.forward(&x);
+        let mut y = self.conv0.forward(&self.grid.input(x));
         for (layers, transition) in &self.stages {
             for l in layers {
                 y = l.forward_t(&y, train);
@@ -153,7 +148,7 @@ impl ModuleT for DenseNet {
             }
         }
         let y = self.norm_final.forward_t(&y, train).relu();
-        let y = avg_pool2d("avg_pool", &submap_mean(&y), 8, 8, 0);
+        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 8, 8, 0);
         self.classifier.forward(&y.flatten(1, -1))
     }
 }

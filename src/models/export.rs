@@ -1,9 +1,9 @@
 //! `convtrain export`: rewrites a checkpoint for other code — as the original PyTorch model's
 //! `state_dict()` (`--format pytorch`), or folded into a plain architecture (`--materialize`, SWRN → WRN).
 use super::{find, ModelConfig};
-use crate::error::Result;
+use crate::checkpoint;
+use crate::error::{to_json, Result};
 use crate::input_err;
-use crate::train::checkpoint;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -20,7 +20,7 @@ pub enum ExportFormat {
 fn open(src: &Path) -> Result<(checkpoint::Checkpoint, ModelConfig)> {
     let path = checkpoint::resolve(src, "best")?;
     let ck = checkpoint::load(&path)?;
-    let mc = ck.model_config()?.ok_or_else(|| {
+    let mc = ModelConfig::from_checkpoint(&ck)?.ok_or_else(|| {
         input_err!("{}: the checkpoint does not say which model it holds (no model_config metadata).", path.display())
     })?;
     Ok((ck, mc))
@@ -64,7 +64,7 @@ pub fn materialize(src: &Path, out: &Path) -> Result<ModelConfig> {
     let mut meta = ck.metadata.clone();
     meta.remove("train_state");
     meta.insert("arch".into(), plain.arch.clone());
-    meta.insert("model_config".into(), serde_json::to_string(&plain).unwrap_or_default());
+    meta.insert("model_config".into(), to_json(&plain, "the plain model's configuration")?);
     meta.insert("materialized_from".into(), mc.arch.clone());
     checkpoint::save(out, &tensors, meta)?;
     Ok(plain)

@@ -1,13 +1,14 @@
 //! Layers shared by every model family: plain convolution, batch norm and linear layers with the
 //! initialisations the papers use, plus the layer trace that `convtrain summary` reads.
 //!
-//! Every layer also accepts a checkered tensor `(B, C, S, H, W)` (checkered.md §2): a 5-D input makes
-//! [`Conv2d`] / [`conv2d_traced`] a checkered convolution with the same 4-D weight, the pool helpers
-//! checkered pools, [`BatchNorm`] share its statistics over all submaps (BatchNorm3d) and
-//! [`channel_dropout`] drop whole channels (Dropout3d). A network becomes a checkered CNN by
-//! [`checkered_input`] at its entry and [`submap_mean`] before its head, with the same variables.
-use super::checkered;
-pub use super::checkered::submap_mean;
+//! Where the spatial operations run is explicit: a [`Grid`], stored in each convolution's
+//! [`ConvSpec`] and held by the networks for their pools. [`Grid::Dense`] is the ordinary 4-D
+//! network; [`Grid::Checkered`] runs the same variables as a checkered CNN on `(B, C, S, H, W)`
+//! tensors (checkered.md §2): [`Grid::input`] adds the submap axis at the entry, convolutions and
+//! pools become checkered ones with the same 4-D weights, and [`Grid::merge_submaps`] averages the
+//! submaps before the head. [`BatchNorm`] shares its statistics over all submaps (BatchNorm3d) and
+//! [`channel_dropout`] drops whole channels (Dropout3d) on either kind of tensor.
+use super::checkered::{self, ConvGeometry, Sampling};
 use std::cell::RefCell;
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
@@ -62,6 +63,79 @@ pub fn torch_default_uniform(fan_in: i64) -> Init {
     Init::Uniform { lo: -b, up: b }
 }
 
+/// Where a network's convolutions and pools run: on ordinary feature maps, or on checkered submap
+/// stacks with a sampling rule (checkered.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grid {
+    /// 4-D `(B, C, H, W)` feature maps.
+    #[default]
+    Dense,
+    /// 5-D `(B, C, S, H, W)` submap stacks: stride-2 layers keep two samples per 2×2 window.
+    Checkered(Sampling),
+}
+
+impl Grid {
+    pub fn is_checkered(&self) -> bool {
+        matches!(self, Grid::Checkered(_))
+    }
+
+    /// The network entry: a checkered net sees its image as one submap (`x.unsqueeze(2)`).
+    pub fn input(&self, xs: &Tensor) -> Tensor {
+        match self {
+            Grid::Dense => xs.shallow_clone(),
+            Grid::Checkered(_) => xs.unsqueeze(2),
+        }
+    }
+
+    /// Before the head: the mean over the submaps of a checkered net (the original's `torch.mean(x, 2)`).
+    pub fn merge_submaps(&self, xs: &Tensor) -> Tensor {
+        match self {
+            Grid::Dense => xs.shallow_clone(),
+            Grid::Checkered(_) => checkered::submap_mean(xs),
+        }
+    }
+
+    /// `conv2d` with `spec`'s geometry (checkered: the checkered convolution with the same weight,
+    /// stride 1 or 2 only), recorded in the layer trace under `name`.
+    pub fn conv2d(&self, name: &str, xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Tensor {
+        let (s, p, d) = (spec.stride, spec.padding, spec.dilation);
+        let (out, kind) = match self {
+            Grid::Dense => (xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups), "Conv2d"),
+            Grid::Checkered(sampling) => {
+                (checkered::conv(xs, weight, bias, spec.geometry(), *sampling), "CheckeredConv2d")
+            }
+        };
+        let w = weight.size();
+        let per_out = w[1] * w[2] * w[3];
+        trace(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        out
+    }
+
+    /// `MaxPool2d(kernel, stride, padding)` (padding −∞); checkered: the checkered max-pool, whose
+    /// padding is zero as in the original (checkered.md §7 pitfall 3). Traced.
+    pub fn max_pool2d(&self, name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+        let out = match self {
+            Grid::Dense => xs.max_pool2d([kernel, kernel], [stride, stride], [padding, padding], [1, 1], false),
+            Grid::Checkered(sampling) => checkered::max_pool(xs, kernel, 1, stride, padding, *sampling),
+        };
+        trace(name, "MaxPool2d", &out, 0);
+        out
+    }
+
+    /// `AvgPool2d(kernel, stride, padding)` (padding zeros counted); checkered: the checkered average
+    /// pool. Traced.
+    pub fn avg_pool2d(&self, name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+        let out = match self {
+            Grid::Dense => {
+                xs.avg_pool2d([kernel, kernel], [stride, stride], [padding, padding], false, true, None::<i64>)
+            }
+            Grid::Checkered(sampling) => checkered::avg_pool(xs, kernel, 1, stride, padding, *sampling),
+        };
+        trace(name, "AvgPool2d", &out, 0);
+        out
+    }
+}
+
 /// How a convolution is built.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvSpec {
@@ -75,12 +149,24 @@ pub struct ConvSpec {
     pub init: Option<Init>,
     /// Bias initialisation; `None` means PyTorch's default U(±1/√fan_in).
     pub bias_init: Option<Init>,
+    /// Dense or checkered.
+    pub grid: Grid,
 }
 
 impl ConvSpec {
     /// A k×k convolution with stride 1, no padding, no bias, Kaiming-normal weights.
     pub fn new(kernel: i64) -> Self {
-        ConvSpec { kernel, stride: 1, padding: 0, dilation: 1, groups: 1, bias: false, init: None, bias_init: None }
+        ConvSpec {
+            kernel,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+            bias: false,
+            init: None,
+            bias_init: None,
+            grid: Grid::Dense,
+        }
     }
     pub fn stride(mut self, s: i64) -> Self {
         self.stride = s;
@@ -109,6 +195,14 @@ impl ConvSpec {
     pub fn groups(mut self, g: i64) -> Self {
         self.groups = g;
         self
+    }
+    pub fn grid(mut self, g: Grid) -> Self {
+        self.grid = g;
+        self
+    }
+    /// Stride, padding, dilation and groups.
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry { stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups }
     }
     /// PyTorch ≤ 1.0's (and today's) default Conv2d initialisation for `in_channels` inputs: weight and
     /// bias ~ U(±1/√fan_in), fan_in = in/groups·k².
@@ -143,51 +237,11 @@ impl Conv2d {
         Conv2d { weight, bias, spec, name: path_name(p) }
     }
 
-    /// Convolves `xs` with an explicit kernel using this layer's geometry (used by shared convs).
+    /// Convolves `xs` with an explicit kernel using this layer's geometry and grid (used by shared
+    /// and generated convolutions).
     pub fn apply_kernel(&self, xs: &Tensor, weight: &Tensor) -> Tensor {
-        conv2d_traced(&self.name, xs, weight, self.bias.as_ref(), &self.spec)
+        self.spec.grid.conv2d(&self.name, xs, weight, self.bias.as_ref(), &self.spec)
     }
-}
-
-/// `conv2d` with the given geometry, recorded in the layer trace. A 5-D input gets the checkered
-/// convolution with the same weight (stride 1 or 2 only).
-pub fn conv2d_traced(name: &str, xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Tensor {
-    let s = spec.stride;
-    let p = spec.padding;
-    let d = spec.dilation;
-    let (out, kind) = if xs.dim() == 5 {
-        (checkered::conv(xs, weight, bias, s, p, d, spec.groups), "CheckeredConv2d")
-    } else {
-        (xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups), "Conv2d")
-    };
-    let w = weight.size();
-    let per_out = w[1] * w[2] * w[3];
-    trace(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
-    out
-}
-
-/// `MaxPool2d(kernel, stride, padding)` (padding −∞) on 4-D input; on 5-D input the checkered
-/// max-pool, whose padding is zero as in the original (checkered.md §7 pitfall 3). Traced.
-pub fn max_pool2d(name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
-    let out = if xs.dim() == 5 {
-        checkered::max_pool(xs, kernel, 1, stride, padding)
-    } else {
-        xs.max_pool2d([kernel, kernel], [stride, stride], [padding, padding], [1, 1], false)
-    };
-    trace(name, "MaxPool2d", &out, 0);
-    out
-}
-
-/// `AvgPool2d(kernel, stride, padding)` (padding zeros counted) on 4-D input; on 5-D input the
-/// checkered average pool. Traced.
-pub fn avg_pool2d(name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
-    let out = if xs.dim() == 5 {
-        checkered::avg_pool(xs, kernel, 1, stride, padding)
-    } else {
-        xs.avg_pool2d([kernel, kernel], [stride, stride], [padding, padding], false, true, None::<i64>)
-    };
-    trace(name, "AvgPool2d", &out, 0);
-    out
 }
 
 /// Channel dropout: `Dropout2d` on 4-D input, `Dropout3d` on 5-D input (whole channels of a sample,
@@ -196,18 +250,50 @@ pub fn channel_dropout(xs: &Tensor, p: f64, train: bool) -> Tensor {
     xs.feature_dropout(p, train)
 }
 
-/// The checkered entry (`x.unsqueeze(2)`, one submap) when `checkered`; the input unchanged otherwise.
-pub fn checkered_input(xs: &Tensor, checkered: bool) -> Tensor {
-    if checkered && xs.dim() == 4 {
-        xs.unsqueeze(2)
-    } else {
-        xs.shallow_clone()
-    }
-}
-
 impl nn::Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
         self.apply_kernel(xs, &self.weight)
+    }
+}
+
+/// A native checkered convolution with a `(O, I, D, k, k)` weight (kernel depth `D` across submaps),
+/// e.g. conv4 of the toy MNIST CCNN. Its input must already be 5-D.
+#[derive(Debug)]
+pub struct CheckeredConv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub spec: ConvSpec,
+    pub sampling: Sampling,
+    pub name: String,
+}
+
+impl CheckeredConv2d {
+    /// Variables `weight` (and `bias`) under `p`. Both default to PyTorch's U(±1/√fan_in) with
+    /// fan_in = I·D·k² (the original's `Conv3d`), unless `spec` sets an init.
+    pub fn new(
+        p: &nn::Path,
+        in_channels: i64,
+        out_channels: i64,
+        depth: i64,
+        spec: ConvSpec,
+        sampling: Sampling,
+    ) -> Self {
+        let k = spec.kernel;
+        let fan_in = in_channels / spec.groups * depth * k * k;
+        let init = spec.init.unwrap_or_else(|| torch_default_uniform(fan_in));
+        let weight = p.var("weight", &[out_channels, in_channels / spec.groups, depth, k, k], init);
+        let bias_init: Init = spec.bias_init.unwrap_or_else(|| torch_default_uniform(fan_in));
+        let bias = spec.bias.then(|| p.var("bias", &[out_channels], bias_init));
+        CheckeredConv2d { weight, bias, spec, sampling, name: path_name(p) }
+    }
+}
+
+impl nn::Module for CheckeredConv2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let out = checkered::conv(xs, &self.weight, self.bias.as_ref(), self.spec.geometry(), self.sampling);
+        let per_out = self.weight.numel() as i64 / self.weight.size()[0];
+        trace(&self.name, "CheckeredConv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        out
     }
 }
 
@@ -295,5 +381,21 @@ mod tests {
         assert_eq!(tr.len(), 1);
         assert_eq!(tr[0].name, "c");
         assert_eq!(tr[0].macs, 128 * 64 * 64 * 9);
+    }
+
+    #[test]
+    fn native_depth_two_conv_has_torch_fan_in_and_reduces_submaps() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let spec = ConvSpec::new(3).padding(1).bias(true);
+        let c = CheckeredConv2d::new(&(vs.root() / "conv4"), 45, 64, 2, spec, Sampling::default());
+        assert_eq!(c.weight.size(), vec![64, 45, 2, 3, 3]);
+        let bound = 1.0 / ((45 * 2 * 9) as f64).sqrt();
+        let m = f64::try_from(c.weight.abs().max()).unwrap();
+        assert!(m <= bound && m > 0.9 * bound, "{m} vs {bound}");
+        let x = Tensor::randn([2, 45, 2, 14, 14], (Kind::Float, Device::Cpu));
+        let y = nn::Module::forward(&c, &x);
+        assert_eq!(y.size(), vec![2, 64, 1, 14, 14]);
+        assert_eq!(checkered::submap_mean(&y).size(), vec![2, 64, 14, 14]);
     }
 }

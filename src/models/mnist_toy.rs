@@ -16,10 +16,9 @@
 //! `init_conv.weight` so that a `tiny-cnn` checkpoint loads into `ccnn-toy-d1`. Initialisation is
 //! PyTorch 0.4's default: conv weights and biases, linear weight and bias ~ U(±1/√fan_in) (fan_in of
 //! the depth-2 conv4 is 45·2·9), BN γ ~ U(0,1), β = 0.
-use super::checkered::CheckeredConv2d;
 use super::layers::{
-    channel_dropout, checkered_input, submap_mean, torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d,
-    ConvSpec, Linear,
+    channel_dropout, torch04_batch_norm, torch_default_uniform, BatchNorm, CheckeredConv2d, Conv2d, ConvSpec, Grid,
+    Linear,
 };
 use super::{Arch, ModelConfig};
 use crate::error::Result;
@@ -27,36 +26,24 @@ use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
 pub const ARCHS: &[Arch] = &[
-    Arch {
-        name: "ccnn-toy",
-        family: "checkered",
-        about: "toy MNIST CCNN of demo_mnist.py with a depth-2 conv4 (93,833 parameters); always checkered",
-        build: build::<2, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "ccnn-toy-d1",
-        family: "checkered",
-        about: "Tiny CCNN of Table 8: tiny-cnn converted (67,913 parameters); always checkered",
-        build: build::<1, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "tiny-cnn",
-        family: "checkered",
-        about: "Tiny CNN of Table 8, the 2-D MNIST baseline (67,913 parameters), --checkered converts it",
-        build: build::<1, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
+    Arch::new(
+        "ccnn-toy",
+        "checkered",
+        "toy MNIST CCNN of demo_mnist.py with a depth-2 conv4 (93,833 parameters); always checkered",
+        build::<2, true>,
+    ),
+    Arch::new(
+        "ccnn-toy-d1",
+        "checkered",
+        "Tiny CCNN of Table 8: tiny-cnn converted (67,913 parameters); always checkered",
+        build::<1, true>,
+    ),
+    Arch::new(
+        "tiny-cnn",
+        "checkered",
+        "Tiny CNN of Table 8, the 2-D MNIST baseline (67,913 parameters), --checkered converts it",
+        build::<1, false>,
+    ),
 ];
 
 /// Dropout probability before the pooling (Dropout3d(0.2) in the original).
@@ -66,12 +53,13 @@ pub const DROPOUT: f64 = 0.2;
 pub struct ToyCnn {
     convs: Vec<(Box<dyn Module>, BatchNorm)>,
     fc: Linear,
-    checkered: bool,
+    grid: Grid,
 }
 
 impl ToyCnn {
-    /// `conv4_depth` 2 makes `conv4` the native depth-2 checkered convolution (the net is then checkered).
-    pub fn new(root: &nn::Path, conv4_depth: i64, checkered: bool, cfg: &ModelConfig) -> ToyCnn {
+    /// `conv4_depth` 2 makes `conv4` the native depth-2 checkered convolution (`grid` must then be
+    /// checkered).
+    pub fn new(root: &nn::Path, conv4_depth: i64, grid: Grid, cfg: &ModelConfig) -> ToyCnn {
         let layout: [(&str, i64, i64, i64); 5] = [
             ("init_conv", cfg.in_channels, 32, 1),
             ("conv1", 32, 32, 1),
@@ -83,30 +71,31 @@ impl ToyCnn {
             .iter()
             .enumerate()
             .map(|(i, &(name, cin, cout, stride))| {
-                let spec = ConvSpec::new(3).stride(stride).padding(1).bias(true);
+                let spec = ConvSpec::new(3).stride(stride).padding(1).bias(true).grid(grid);
                 let p = root / name;
-                let conv: Box<dyn Module> = if name == "conv4" && conv4_depth > 1 {
-                    Box::new(CheckeredConv2d::new(&p, cin, cout, conv4_depth, spec))
-                } else {
-                    Box::new(Conv2d::new(&p, cin, cout, spec.torch_default(cin)))
+                let conv: Box<dyn Module> = match grid {
+                    Grid::Checkered(sampling) if name == "conv4" && conv4_depth > 1 => {
+                        Box::new(CheckeredConv2d::new(&p, cin, cout, conv4_depth, spec, sampling))
+                    }
+                    _ => Box::new(Conv2d::new(&p, cin, cout, spec.torch_default(cin))),
                 };
                 (conv, torch04_batch_norm(&(root / format!("bn{}", i + 1)), cout))
             })
             .collect();
         let fc = Linear::new(&(root / "fc"), 64, cfg.num_classes, torch_default_uniform(64), None);
-        ToyCnn { convs, fc, checkered: checkered || conv4_depth > 1 }
+        ToyCnn { convs, fc, grid }
     }
 }
 
 impl ModuleT for ToyCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = checkered_input(x, self.checkered);
+        let mut y = self.grid.input(x);
         for (conv, bn) in &self.convs {
             y = bn.forward_t(&conv.forward(&y), train).relu();
         }
         let y = channel_dropout(&y, DROPOUT, train);
         // AdaptiveAvgPool3d(1) over (S, H, W) = the mean of equally sized submaps, then over H, W.
-        let v = submap_mean(&y).mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
+        let v = self.grid.merge_submaps(&y).mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
         self.fc.forward(&v)
     }
 }
@@ -115,7 +104,7 @@ fn build<const CONV4_DEPTH: i64, const CHECKERED: bool>(
     root: &nn::Path,
     cfg: &ModelConfig,
 ) -> Result<Box<dyn ModuleT>> {
-    Ok(Box::new(ToyCnn::new(root, CONV4_DEPTH, CHECKERED || cfg.checkered, cfg)))
+    Ok(Box::new(ToyCnn::new(root, CONV4_DEPTH, cfg.grid_if(CHECKERED || cfg.checkered)?, cfg)))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod densenet;
 pub mod export;
 pub mod layers;
 pub mod mnist_toy;
+pub mod options;
 pub mod resnet;
 pub mod soft_sharing;
 pub mod summary;
@@ -13,47 +14,92 @@ pub mod swrn;
 pub mod vgg;
 pub mod wrn;
 
-use crate::error::Result;
+use crate::checkpoint::Checkpoint;
+use crate::error::{to_json, Result};
 use crate::input_err;
+use layers::Grid;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-/// What a builder needs to know to construct a network. Fields an architecture does not use are
-/// ignored by it; `None` means "the architecture's default".
+/// What a builder needs to know to construct a network. `None` means "the architecture's default".
+/// The family knobs (`bank_size`, `sampler`, ...) live in `options`, flattened on (de)serialisation so
+/// that checkpoints and run configurations keep one flat object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelConfig {
     pub arch: String,
     pub depth: Option<i64>,
     pub width: Option<i64>,
-    pub bank_size: Option<i64>,
     /// Convert the network into a checkered CNN (checkered.md §3).
     pub checkered: bool,
     pub num_classes: i64,
     pub in_channels: i64,
     pub image_size: i64,
-    /// Checkered subsampling sampler: `naive` (the papers' training, default), `lattice` or `random`
-    /// (checkered.md §2.4). Set for the thread that builds the model, which is the one that runs it.
-    #[serde(default)]
-    pub sampler: Option<String>,
+    /// The family options, read by the builder with [`ModelConfig::options`].
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ModelConfig {
     /// `arch` for `num_classes` classes and `in_channels`×`image_size`² inputs, every other choice the
-    /// architecture's default (not checkered, naive sampler).
+    /// architecture's default (not checkered, no options).
     pub fn new(arch: &str, num_classes: i64, in_channels: i64, image_size: i64) -> ModelConfig {
         ModelConfig {
             arch: arch.into(),
             depth: None,
             width: None,
-            bank_size: None,
             checkered: false,
             num_classes,
             in_channels,
             image_size,
-            sampler: None,
+            options: serde_json::Map::new(),
         }
     }
+
+    /// This configuration with the family option `key` set to `value` (for tests and examples).
+    pub fn with_option(mut self, key: &str, value: impl Into<serde_json::Value>) -> ModelConfig {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// The typed options of one family (its declared knobs; other families' keys are ignored).
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T> {
+        options::read(&self.options, "model options")
+    }
+
+    /// Where the network's spatial operations run: dense 4-D maps, or checkered 5-D stacks with the
+    /// configured sampler (checkered.md §2).
+    pub fn grid(&self) -> Result<Grid> {
+        self.grid_if(self.checkered)
+    }
+
+    /// [`ModelConfig::grid`] for an architecture that decides itself whether it is `checkered`.
+    pub fn grid_if(&self, checkered: bool) -> Result<Grid> {
+        if checkered {
+            Ok(Grid::Checkered(self.options::<checkered::CheckeredOptions>()?.sampling()?))
+        } else {
+            Ok(Grid::Dense)
+        }
+    }
+
+    /// The model configuration stored with a checkpoint, if any.
+    pub fn from_checkpoint(ck: &Checkpoint) -> Result<Option<ModelConfig>> {
+        match ck.metadata.get("model_config") {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(s)
+                .map(Some)
+                .map_err(|e| input_err!("{}: corrupt model_config metadata ({e}).", ck.path.display())),
+        }
+    }
+}
+
+// The families' model options: one line per family (see `options`).
+options::family_options! {
+    swrn: swrn::SwrnOptions,
+    checkered: checkered::CheckeredOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -73,12 +119,40 @@ pub struct Arch {
     pub no_decay: &'static [&'static str],
     /// Renames foreign tensors (e.g. the authors' PyTorch `state_dict` names) to this model's names;
     /// [`same_names`] for architectures whose names already match.
-    pub import: fn(NamedTensors) -> NamedTensors,
+    pub import: fn(NamedTensors) -> Result<NamedTensors>,
     /// Renames this model's tensors to the original code's `state_dict()` names (`export --format pytorch`).
     pub export: fn(&[(String, Tensor)]) -> NamedTensors,
     /// Folds the trained model into an equivalent plain architecture (`export --materialize`), if the
     /// family has one (SWRN → WRN).
     pub materialize: Option<MaterializeFn>,
+    /// The paper's training recipe for a dataset, as a JSON object of training settings, applied
+    /// under the user's recipe file and flags when this architecture is chosen (`{}`: the engine's
+    /// defaults).
+    pub defaults: fn(dataset: &str) -> serde_json::Value,
+}
+
+impl Arch {
+    /// An architecture with the common choices: nothing excluded from weight decay by name, names
+    /// that already match the original's, the plain `state_dict` export, no plain equivalent and the
+    /// engine's default recipe. Families override fields with struct update syntax.
+    pub const fn new(name: &'static str, family: &'static str, about: &'static str, build: BuildFn) -> Arch {
+        Arch {
+            name,
+            family,
+            about,
+            build,
+            no_decay: &[],
+            import: same_names,
+            export: torch_state_dict,
+            materialize: None,
+            defaults: engine_defaults,
+        }
+    }
+}
+
+/// No recipe of the architecture's own: the engine's defaults apply.
+pub fn engine_defaults(_dataset: &str) -> serde_json::Value {
+    serde_json::json!({})
 }
 
 /// Returns the plain model's configuration and tensors.
@@ -86,12 +160,18 @@ pub type MaterializeFn = fn(&[(String, Tensor)], &ModelConfig) -> Result<(ModelC
 
 /// PyTorch `state_dict()` names for modules whose variable names already match: every BatchNorm also
 /// lists an int64 `num_batches_tracked` (tch does not count batches; written as 0).
-pub fn torch_state_dict(named: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+pub fn torch_state_dict(named: &[(String, Tensor)]) -> NamedTensors {
+    with_batch_counts(named, 0)
+}
+
+/// `named` plus an int64 scalar `num_batches_tracked` = `count` beside every BatchNorm's
+/// `running_var`, as PyTorch's `state_dict()` lists them; sorted by name.
+pub fn with_batch_counts(named: &[(String, Tensor)], count: i64) -> NamedTensors {
     let mut out = Vec::with_capacity(named.len());
     for (name, t) in named {
         out.push((name.clone(), t.shallow_clone()));
         if let Some(bn) = name.strip_suffix(".running_var") {
-            out.push((format!("{bn}.num_batches_tracked"), Tensor::from(0i64)));
+            out.push((format!("{bn}.num_batches_tracked"), Tensor::from(count).to_device(t.device())));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -99,8 +179,8 @@ pub fn torch_state_dict(named: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
 }
 
 /// The identity import: tensor names are already the model's.
-pub fn same_names(t: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-    t
+pub fn same_names(t: NamedTensors) -> Result<NamedTensors> {
+    Ok(t)
 }
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
@@ -137,7 +217,6 @@ impl Model {
     /// Builds the network on `device`; initialisation draws from torch's global RNG.
     pub fn build(config: &ModelConfig, device: Device) -> Result<Model> {
         let arch = find(&config.arch)?;
-        checkered::set_sampler(checkered::Sampler::parse(config.sampler.as_deref().unwrap_or("naive"))?);
         let vs = nn::VarStore::new(device);
         let net = (arch.build)(&vs.root(), config)?;
         Ok(Model { vs, net, arch, config: config.clone() })
@@ -162,6 +241,62 @@ impl Model {
     /// Trainable parameters, sorted by name.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         self.named_variables().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+}
+
+impl Model {
+    /// Copies the model tensors of a checkpoint into this model, after renaming them from foreign
+    /// names (e.g. the authors' PyTorch keys) with the architecture's `import`; see [`Model::load_named`].
+    pub fn load_checkpoint(&self, ck: &Checkpoint) -> Result<()> {
+        let tensors = (self.arch.import)(ck.model_tensors())?;
+        self.load_named(&tensors, &ck.path, ck.metadata.get("arch").map(String::as_str))
+    }
+
+    /// Copies named tensors into the model's variables. Every model variable must be present with the
+    /// same shape; the error names the first one that is missing or mismatched (and the architectures
+    /// when the source says which it came from).
+    pub fn load_named(&self, tensors: &[(String, Tensor)], source: &Path, source_arch: Option<&str>) -> Result<()> {
+        let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let arch_note = match source_arch {
+            Some(a) if a != self.arch.name => {
+                format!(" The checkpoint is of architecture '{a}', the model is '{}'.", self.arch.name)
+            }
+            _ => String::new(),
+        };
+        for (name, var) in self.named_variables() {
+            let src = by_name.get(name.as_str()).ok_or_else(|| {
+                input_err!(
+                    "{}: tensor '{name}' of the model is missing from the checkpoint.{arch_note}",
+                    source.display()
+                )
+            })?;
+            if src.size() != var.size() {
+                return Err(input_err!(
+                    "{}: tensor '{name}' has shape {:?} in the checkpoint but {:?} in the model.{arch_note}",
+                    source.display(),
+                    src.size(),
+                    var.size()
+                ));
+            }
+        }
+        tch::no_grad(|| {
+            for (name, mut var) in self.named_variables() {
+                var.copy_(by_name[name.as_str()]);
+            }
+        });
+        Ok(())
+    }
+
+    /// Checkpoint metadata describing this model.
+    pub fn metadata(&self) -> Result<HashMap<String, String>> {
+        let mut m = HashMap::new();
+        m.insert("format".into(), "convtrain-checkpoint-1".into());
+        m.insert("convtrain_version".into(), env!("CARGO_PKG_VERSION").into());
+        m.insert("arch".into(), self.arch.name.into());
+        m.insert("model_config".into(), to_json(&self.config, "the model configuration")?);
+        // Trainable parameters, each shared tensor once; the other tensors are BN running statistics.
+        m.insert("num_parameters".into(), self.num_parameters().to_string());
+        Ok(m)
     }
 }
 

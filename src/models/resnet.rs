@@ -14,9 +14,7 @@
 //! Known difference: the original wraps `layer0` and `layer1` in `torch.utils.checkpoint`, which
 //! updates those layers' BN running statistics twice per training step (§7 pitfall 10). This port
 //! has no checkpointing and updates them once.
-use super::layers::{
-    avg_pool2d, checkered_input, submap_mean, torch04_batch_norm, BatchNorm, Conv2d, ConvSpec, Linear,
-};
+use super::layers::{torch04_batch_norm, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
@@ -28,106 +26,16 @@ const ABOUT_TINY: &str =
     "tiny CIFAR ResNet, planes 64/91/128/181 (checkered-CNN paper Table 7), --checkered converts it";
 
 pub const ARCHS: &[Arch] = &[
-    Arch {
-        name: "resnet18",
-        family: "checkered",
-        about: ABOUT_FULL,
-        build: build::<18, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet34",
-        family: "checkered",
-        about: ABOUT_FULL,
-        build: build::<34, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet50",
-        family: "checkered",
-        about: ABOUT_FULL,
-        build: build::<50, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet101",
-        family: "checkered",
-        about: ABOUT_FULL,
-        build: build::<101, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet152",
-        family: "checkered",
-        about: ABOUT_FULL,
-        build: build::<152, false>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet18-tiny",
-        family: "checkered",
-        about: ABOUT_TINY,
-        build: build::<18, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet34-tiny",
-        family: "checkered",
-        about: ABOUT_TINY,
-        build: build::<34, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet50-tiny",
-        family: "checkered",
-        about: ABOUT_TINY,
-        build: build::<50, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet101-tiny",
-        family: "checkered",
-        about: ABOUT_TINY,
-        build: build::<101, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "resnet152-tiny",
-        family: "checkered",
-        about: ABOUT_TINY,
-        build: build::<152, true>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
+    Arch::new("resnet18", "checkered", ABOUT_FULL, build::<18, false>),
+    Arch::new("resnet34", "checkered", ABOUT_FULL, build::<34, false>),
+    Arch::new("resnet50", "checkered", ABOUT_FULL, build::<50, false>),
+    Arch::new("resnet101", "checkered", ABOUT_FULL, build::<101, false>),
+    Arch::new("resnet152", "checkered", ABOUT_FULL, build::<152, false>),
+    Arch::new("resnet18-tiny", "checkered", ABOUT_TINY, build::<18, true>),
+    Arch::new("resnet34-tiny", "checkered", ABOUT_TINY, build::<34, true>),
+    Arch::new("resnet50-tiny", "checkered", ABOUT_TINY, build::<50, true>),
+    Arch::new("resnet101-tiny", "checkered", ABOUT_TINY, build::<101, true>),
+    Arch::new("resnet152-tiny", "checkered", ABOUT_TINY, build::<152, true>),
 ];
 
 /// The residual block type of a depth.
@@ -149,8 +57,8 @@ pub fn layout(depth: i64) -> Result<(BlockKind, [i64; 4])> {
     })
 }
 
-fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64) -> Conv2d {
-    Conv2d::new(p, cin, cout, ConvSpec::new(kernel).stride(stride).padding(padding).torch_default(cin))
+fn conv(p: &nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64, grid: Grid) -> Conv2d {
+    Conv2d::new(p, cin, cout, ConvSpec::new(kernel).stride(stride).padding(padding).torch_default(cin).grid(grid))
 }
 
 /// BasicBlock (conv3×3(stride)-BN-ReLU-conv3×3-BN) or Bottleneck (1×1-BN-ReLU-3×3(stride)-BN-ReLU-1×1-BN),
@@ -162,10 +70,11 @@ struct Block {
 }
 
 impl Block {
-    fn new(p: &nn::Path, kind: BlockKind, expansion: i64, cin: i64, planes: i64, stride: i64) -> Block {
+    fn new(p: &nn::Path, kind: BlockKind, expansion: i64, cin: i64, planes: i64, stride: i64, grid: Grid) -> Block {
         let pair = |i: usize, cin: i64, cout: i64, k: i64, s: i64| {
             let pad = k / 2;
-            (conv(&(p / format!("conv{i}")), cin, cout, k, s, pad), torch04_batch_norm(&(p / format!("bn{i}")), cout))
+            let c = conv(&(p / format!("conv{i}")), cin, cout, k, s, pad, grid);
+            (c, torch04_batch_norm(&(p / format!("bn{i}")), cout))
         };
         let (convs, cout) = match kind {
             BlockKind::Basic => (vec![pair(1, cin, planes, 3, stride), pair(2, planes, planes, 3, 1)], planes),
@@ -179,7 +88,7 @@ impl Block {
         };
         let shortcut = (stride != 1 || cin != cout).then(|| {
             let sp = p / "shortcut";
-            (conv(&(&sp / "0"), cin, cout, 1, stride, 0), torch04_batch_norm(&(&sp / "1"), cout))
+            (conv(&(&sp / "0"), cin, cout, 1, stride, 0, grid), torch04_batch_norm(&(&sp / "1"), cout))
         });
         Block { convs, shortcut }
     }
@@ -209,7 +118,7 @@ pub struct ResNet {
     stem: (Conv2d, BatchNorm),
     blocks: Vec<Block>,
     linear: Linear,
-    checkered: bool,
+    grid: Grid,
 }
 
 impl ResNet {
@@ -228,32 +137,33 @@ impl ResNet {
             (BlockKind::Bottleneck, false) => 4,
             (BlockKind::Bottleneck, true) => 2,
         };
+        let grid = cfg.grid()?;
         let l0 = root / "layer0";
-        let stem = (conv(&(&l0 / "0"), cfg.in_channels, 64, 3, 1, 1), torch04_batch_norm(&(&l0 / "1"), 64));
+        let stem = (conv(&(&l0 / "0"), cfg.in_channels, 64, 3, 1, 1, grid), torch04_batch_norm(&(&l0 / "1"), 64));
         let mut cin = 64;
         let mut blocks = Vec::new();
         for (s, (&n, &pl)) in counts.iter().zip(planes.iter()).enumerate() {
             let lp = root / format!("layer{}", s + 1);
             for j in 0..n {
                 let stride = if s > 0 && j == 0 { 2 } else { 1 };
-                blocks.push(Block::new(&(&lp / j.to_string()), kind, expansion, cin, pl, stride));
+                blocks.push(Block::new(&(&lp / j.to_string()), kind, expansion, cin, pl, stride, grid));
                 cin = pl * expansion;
             }
         }
         let linear =
             Linear::new(&(root / "linear"), cin, cfg.num_classes, super::layers::torch_default_uniform(cin), None);
-        Ok(ResNet { stem, blocks, linear, checkered: cfg.checkered })
+        Ok(ResNet { stem, blocks, linear, grid })
     }
 }
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = checkered_input(x, self.checkered);
+        let x = self.grid.input(x);
         let mut y = self.stem.1.forward_t(&self.stem.0.forward(&x), train).relu();
         for b in &self.blocks {
             y = b.forward_t(&y, train);
         }
-        let y = avg_pool2d("avg_pool", &submap_mean(&y), 4, 4, 0);
+        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 4, 4, 0);
         self.linear.forward(&y.flatten(1, -1))
     }
 }

@@ -33,7 +33,7 @@
 //! // One bank (3·10·10·3·3) + three coefficient vectors + conv1: templates are stored once.
 //! assert_eq!(vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>(), 2700 + 9 + 100);
 //! ```
-use super::layers::{conv2d_traced, kaiming_normal, path_name, ConvSpec};
+use super::layers::{kaiming_normal, path_name, ConvSpec, Grid};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
@@ -114,6 +114,12 @@ impl SConv2d {
         }
     }
 
+    /// The same convolution on `grid` (checkered: the shared kernel goes through the checkered conv).
+    pub fn on_grid(mut self, grid: Grid) -> Self {
+        self.spec.grid = grid;
+        self
+    }
+
     /// The current kernel W = Σ_j α_j T_j, shape (out, in, kh, kw).
     pub fn weight(&self) -> Tensor {
         mix(&self.templates, &self.coefficients)
@@ -122,7 +128,7 @@ impl SConv2d {
 
 impl nn::Module for SConv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        conv2d_traced(&self.name, xs, &self.weight(), None, &self.spec)
+        self.spec.grid.conv2d(&self.name, xs, &self.weight(), None, &self.spec)
     }
 }
 

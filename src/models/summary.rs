@@ -2,7 +2,6 @@
 //! the papers quote), parameters per weight-decay group. Nothing is trained.
 use super::layers::trace_forward;
 use super::Model;
-use crate::train::optimizer::{param_groups, DecayExclusion};
 use std::fmt::Write;
 use tch::{Kind, Tensor};
 
@@ -26,8 +25,9 @@ pub struct ModelSummary {
 }
 
 /// Traces one forward pass of a single image and attributes parameters to layers by name prefix;
-/// parameters no traced layer owns (shared template banks) get rows of their own.
-pub fn summarize(model: &Model, weight_decay: f64, excl: &DecayExclusion) -> ModelSummary {
+/// parameters no traced layer owns (shared template banks) get rows of their own. `groups` are the
+/// optimizer's weight-decay groups (name, decay, parameters), shown as they are.
+pub fn summarize(model: &Model, groups: Vec<(String, f64, i64)>) -> ModelSummary {
     let c = &model.config;
     let x = Tensor::zeros([1, c.in_channels, c.image_size, c.image_size], (Kind::Float, model.vs.device()));
     let (_, trace) = tch::no_grad(|| trace_forward(|| model.forward_t(&x, false)));
@@ -62,10 +62,6 @@ pub fn summarize(model: &Model, weight_decay: f64, excl: &DecayExclusion) -> Mod
             });
         }
     }
-    let groups = param_groups(params, weight_decay, excl)
-        .into_iter()
-        .map(|g| (g.name.to_string(), g.weight_decay, g.num_elements()))
-        .collect();
     ModelSummary { total_params: model.num_parameters(), total_macs: rows.iter().map(|r| r.macs).sum(), rows, groups }
 }
 

@@ -5,35 +5,51 @@
 //! (`conv_3x3.weight`, `bank_1.templates`, `stage_1.1.conv1.coefficients`, `stage_1.0.convShortcut.weight`,
 //! `lastact.0.running_mean`, `classifier.bias`, ...). Besides the architecture this module converts
 //! weights: [`materialize`] folds a trained SWRN into a plain WRN, [`to_pytorch_names`] /
-//! [`from_pytorch_names`] translate to and from the authors' checkpoint keys, and `checkpoint::load_into` copies
+//! [`from_pytorch_names`] translate to and from the authors' checkpoint keys, and `Model::load_named` copies
 //! named tensors into a variable store.
+use super::layers::Grid;
+use super::options::Validate;
 use super::soft_sharing::{mix, orthogonal, SConv2d, TemplateBank};
 use super::wrn::{blocks_per_stage, depth_width, DynConv, StageConvs, WideResNet};
-use super::{Arch, ModelConfig};
+use super::{with_batch_counts, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 pub const ARCHS: &[Arch] = &[Arch {
-    name: "swrn",
-    family: "swrn",
-    about: "SWRN-d-w-k: Wide ResNet with one bank of k templates per stage (soft parameter sharing)",
-    build: build_swrn,
     // main.py's group_weight_decay(net, decay, ['coefficients']) (swrn.md §4).
     no_decay: &["coefficients"],
     // The authors' state_dict names (with or without `module.`, duplicated bank keys) load directly.
-    import: from_pytorch_names,
+    import: |named| Ok(from_pytorch_names(named)),
     export: |named| to_pytorch_names(named, PytorchExport::default()),
     materialize: Some(materialize_config),
+    ..Arch::new(
+        "swrn",
+        "swrn",
+        "SWRN-d-w-k: Wide ResNet with one bank of k templates per stage (soft parameter sharing)",
+        build_swrn,
+    )
 }];
+
+/// The SWRN model options (swrn.md §3–4).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct SwrnOptions {
+    /// SWRN: templates per template bank.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_size: Option<i64>,
+}
+
+impl Validate for SwrnOptions {}
 
 /// [`materialize`] for the registry: the SWRN's configuration becomes the WRN's.
 fn materialize_config(named: &[(String, Tensor)], cfg: &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)> {
-    let (depth, width, bank) = depth_width_bank(cfg);
-    let plain =
-        ModelConfig { arch: "wrn".into(), depth: Some(depth), width: Some(width), bank_size: None, ..cfg.clone() };
+    let (depth, width, bank) = depth_width_bank(cfg)?;
+    let mut plain = ModelConfig { arch: "wrn".into(), depth: Some(depth), width: Some(width), ..cfg.clone() };
+    plain.options.remove("bank_size");
     Ok((plain, materialize(named, depth, width, bank)?))
 }
 
@@ -67,28 +83,28 @@ impl StageConvs for SharedConvs<'_> {
         self.next_row = 0;
     }
 
-    fn conv(&mut self, p: &nn::Path, _channels: i64) -> DynConv {
+    fn conv(&mut self, p: &nn::Path, _channels: i64, grid: Grid) -> DynConv {
         let bank = self.bank.as_ref().expect("WideResNet calls begin_stage before conv");
         assert!(self.next_row < self.alpha.size()[0], "more shared convolutions than begin_stage announced");
-        let conv = SConv2d::with_coefficients(p, bank, 1, 1, &self.alpha.get(self.next_row));
+        let conv = SConv2d::with_coefficients(p, bank, 1, 1, &self.alpha.get(self.next_row)).on_grid(grid);
         self.next_row += 1;
         Box::new(conv)
     }
 }
 
 /// Depth, width and bank size k with the seed repository's defaults (28, 2, 2; swrn.md §4).
-pub fn depth_width_bank(cfg: &ModelConfig) -> (i64, i64, i64) {
+pub fn depth_width_bank(cfg: &ModelConfig) -> Result<(i64, i64, i64)> {
     let (depth, width) = depth_width(cfg);
-    (depth, width, cfg.bank_size.unwrap_or(DEFAULT_BANK_SIZE))
+    Ok((depth, width, cfg.options::<SwrnOptions>()?.bank_size.unwrap_or(DEFAULT_BANK_SIZE)))
 }
 
 fn build_swrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
-    let (depth, width, k) = depth_width_bank(cfg);
+    let (depth, width, k) = depth_width_bank(cfg)?;
     if k < 1 {
         return Err(input_err!("--bank-size: SWRN needs at least one template per bank, got {k}."));
     }
     let mut convs = SharedConvs::new(root, k);
-    Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, &mut convs)?))
+    Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, cfg.grid()?, &mut convs)?))
 }
 
 /// Where a shared convolution sits: stage s ∈ 1..=3, block b ∈ 1..N−1, conv 1 or 2.
@@ -124,7 +140,7 @@ pub fn stage_coefficients(named: &[(String, Tensor)]) -> Vec<(usize, Vec<(String
 /// Folds a trained SWRN-`depth`-`width`-`bank_size` into the equivalent plain WRN-`depth`-`width`:
 /// every shared convolution's kernel W = Σ_j α_j T_j is computed once and stored as
 /// `stage_s.b.convX.weight`; the banks and coefficients are dropped; everything else (BN statistics
-/// included) is passed through. A `wrn` model loading the result (`checkpoint::load_into`) computes the
+/// included) is passed through. A `wrn` model loading the result (`Model::load_named`) computes the
 /// same function. `named` uses convtrain's names (the SWRN variable store's). Sorted by name.
 pub fn materialize(
     named: &[(String, Tensor)],
@@ -199,13 +215,8 @@ impl Default for PytorchExport {
 /// int64 scalar `num_batches_tracked` beside every BatchNorm's `running_var` and, if asked, the
 /// template aliases. Works for `wrn` weights too (they only gain `num_batches_tracked`). Sorted by name.
 pub fn to_pytorch_names(named: &[(String, Tensor)], opts: PytorchExport) -> Vec<(String, Tensor)> {
-    let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
-    for (name, t) in named {
-        out.insert(name.clone(), t.shallow_clone());
-        if let Some(bn) = name.strip_suffix(".running_var") {
-            let count = Tensor::from(opts.num_batches_tracked).to_device(t.device());
-            out.insert(format!("{bn}.num_batches_tracked"), count);
-        }
+    let mut out: BTreeMap<String, Tensor> = with_batch_counts(named, opts.num_batches_tracked).into_iter().collect();
+    for (name, _) in named {
         if let (true, Some((s, b, c))) = (opts.bank_aliases, shared_conv_slot(name)) {
             let bank = format!("bank_{s}.templates");
             if let Some((_, templates)) = named.iter().find(|(n, _)| *n == bank) {
@@ -220,7 +231,7 @@ pub fn to_pytorch_names(named: &[(String, Tensor)], opts: PytorchExport) -> Vec<
 /// The authors' state-dict keys → convtrain's names: strips DataParallel's `module.` prefix, drops
 /// every `num_batches_tracked`, and drops the template aliases `stage_s.….bank.templates`, keeping the
 /// canonical `bank_s.templates` (taken from an alias if only aliases are given; swrn.md §7, pitfall 9).
-/// Never fails: a name that does not belong to SWRN is passed through for `checkpoint::load_into` to report.
+/// Never fails: a name that does not belong to SWRN is passed through for `Model::load_named` to report.
 /// If a key appears both with and without `module.`, the later one wins. Sorted by name.
 pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -250,17 +261,12 @@ pub fn from_pytorch_names(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)>
 mod tests {
     use super::*;
     use crate::models::{find, Model};
-    use crate::train::checkpoint::load_into;
     use std::path::Path;
     use tch::{Device, Kind};
 
     fn cfg(arch: &str, depth: i64, width: i64, k: i64, classes: i64) -> ModelConfig {
-        ModelConfig {
-            depth: Some(depth),
-            width: Some(width),
-            bank_size: Some(k),
-            ..ModelConfig::new(arch, classes, 3, 32)
-        }
+        ModelConfig { depth: Some(depth), width: Some(width), ..ModelConfig::new(arch, classes, 3, 32) }
+            .with_option("bank_size", k)
     }
 
     /// Trainable parameter shapes of SWRN-d-w-k written out from swrn.md §3's layout, used to count
@@ -350,7 +356,8 @@ mod tests {
         }
         // CLI defaults: depth 28, width 2, bank size 2.
         let mut c = cfg("swrn", 28, 2, 2, 10);
-        (c.depth, c.width, c.bank_size) = (None, None, None);
+        (c.depth, c.width) = (None, None);
+        c.options.remove("bank_size");
         assert_eq!(Model::build(&c, Device::Cpu).unwrap().num_parameters(), 693_502);
     }
 
@@ -464,7 +471,7 @@ mod tests {
             let plain = materialize(&swrn.named_variables(), depth, width, k).unwrap();
             assert!(plain.iter().all(|(n, _)| !n.contains("bank") && !n.contains("coefficients")));
             let wrn = Model::build(&cfg("wrn", depth, width, k, 10), Device::Cpu).unwrap();
-            load_into(&wrn, &plain, Path::new("plain"), None).unwrap();
+            wrn.load_named(&plain, Path::new("plain"), None).unwrap();
             let got = tch::no_grad(|| wrn.forward_t(&x, false));
             let rel = max_abs(&(&got - &want)) / max_abs(&want);
             assert!(rel < 1e-5, "SWRN-{depth}-{width}-{k}: relative difference {rel}");
@@ -516,11 +523,11 @@ mod tests {
             assert!(ta.equal(tb), "{a}");
         }
         let fresh = Model::build(&cfg("swrn", 16, 1, 2, 10), Device::Cpu).unwrap();
-        load_into(&fresh, &back, Path::new("back"), None).unwrap();
+        fresh.load_named(&back, Path::new("back"), None).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let (a, b) = tch::no_grad(|| (m.forward_t(&x, false), fresh.forward_t(&x, false)));
         assert!(a.equal(&b));
-        let e = load_into(&fresh, &back[1..], Path::new("back"), None).unwrap_err();
+        let e = fresh.load_named(&back[1..], Path::new("back"), None).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
     }
 }

@@ -11,10 +11,7 @@
 //!
 //! As a checkered CNN the five max-pools (zero padding is irrelevant: they have none) take the submap
 //! count to 32 at 1×1 resolution; the mean over submaps gives the 512 features.
-use super::layers::{
-    checkered_input, max_pool2d, submap_mean, torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec,
-    Linear,
-};
+use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
@@ -24,46 +21,10 @@ use tch::Tensor;
 const ABOUT: &str = "VGG-BN for 32×32 inputs (checkered-CNN repository), --checkered converts it";
 
 pub const ARCHS: &[Arch] = &[
-    Arch {
-        name: "vgg11-bn",
-        family: "checkered",
-        about: ABOUT,
-        build: build::<11>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "vgg13-bn",
-        family: "checkered",
-        about: ABOUT,
-        build: build::<13>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "vgg16-bn",
-        family: "checkered",
-        about: ABOUT,
-        build: build::<16>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
-    Arch {
-        name: "vgg19-bn",
-        family: "checkered",
-        about: ABOUT,
-        build: build::<19>,
-        no_decay: &[],
-        import: super::same_names,
-        export: super::torch_state_dict,
-        materialize: None,
-    },
+    Arch::new("vgg11-bn", "checkered", ABOUT, build::<11>),
+    Arch::new("vgg13-bn", "checkered", ABOUT, build::<13>),
+    Arch::new("vgg16-bn", "checkered", ABOUT, build::<16>),
+    Arch::new("vgg19-bn", "checkered", ABOUT, build::<19>),
 ];
 
 /// 0 stands for a max-pool (`'M'`), anything else for a conv with that many channels.
@@ -87,7 +48,7 @@ enum Feature {
 pub struct Vgg {
     features: Vec<Feature>,
     classifier: [Linear; 3],
-    checkered: bool,
+    grid: Grid,
 }
 
 impl Vgg {
@@ -99,6 +60,7 @@ impl Vgg {
                 cfg.image_size
             ));
         }
+        let grid = cfg.grid()?;
         let f = root / "features";
         let mut features = Vec::new();
         let mut index = 0;
@@ -113,7 +75,8 @@ impl Vgg {
                     .padding(1)
                     .bias(true)
                     .init(Init::Randn { mean: 0.0, stdev: std })
-                    .bias_init(Init::Const(0.0));
+                    .bias_init(Init::Const(0.0))
+                    .grid(grid);
                 let conv = Conv2d::new(&(&f / index.to_string()), cin, v, spec);
                 let bn = torch04_batch_norm(&(&f / (index + 1).to_string()), v);
                 features.push(Feature::Conv(Box::new((conv, bn))));
@@ -126,20 +89,20 @@ impl Vgg {
             Linear::new(&(&c / i), input, output, torch_default_uniform(input), None)
         };
         let classifier = [linear("1", 512, 512), linear("4", 512, 512), linear("6", 512, cfg.num_classes)];
-        Ok(Vgg { features, classifier, checkered: cfg.checkered })
+        Ok(Vgg { features, classifier, grid })
     }
 }
 
 impl ModuleT for Vgg {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = checkered_input(x, self.checkered);
+        let mut y = self.grid.input(x);
         for f in &self.features {
             y = match f {
                 Feature::Conv(layer) => layer.1.forward_t(&layer.0.forward(&y), train).relu(),
-                Feature::Pool(name) => max_pool2d(name, &y, 2, 2, 0),
+                Feature::Pool(name) => self.grid.max_pool2d(name, &y, 2, 2, 0),
             };
         }
-        let y = submap_mean(&y).flatten(1, -1);
+        let y = self.grid.merge_submaps(&y).flatten(1, -1);
         let y = self.classifier[0].forward(&y.dropout(0.5, train)).relu();
         let y = self.classifier[1].forward(&y.dropout(0.5, train)).relu();
         self.classifier[2].forward(&y)

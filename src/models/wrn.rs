@@ -2,25 +2,21 @@
 //! convolution plain (spec/swrn.md §3). SWRN reuses this skeleton and swaps the convolutions of blocks
 //! 1..N-1 of each stage for shared ones through [`StageConvs`].
 //!
-//! [`WideResNet::with_checkered`] runs the same variables as a checkered CNN (checkered.md §3, Table 1's
+//! On [`Grid::Checkered`] the same variables run as a checkered CNN (checkered.md §3, Table 1's
 //! WRN-28×10 row): `x.unsqueeze(2)` at the entry and the mean over submaps before the global pool.
-use super::layers::{checkered_input, kaiming_normal, submap_mean, BatchNorm, Conv2d, ConvSpec, Linear};
+use super::layers::{kaiming_normal, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::Tensor;
 
-pub const ARCHS: &[Arch] = &[Arch {
-    name: "wrn",
-    family: "swrn",
-    about: "pre-activation Wide ResNet WRN-d-w (CIFAR geometry), the SWRN/checkered baseline",
-    build: build_wrn,
-    no_decay: &[],
-    import: super::same_names,
-    export: super::torch_state_dict,
-    materialize: None,
-}];
+pub const ARCHS: &[Arch] = &[Arch::new(
+    "wrn",
+    "swrn",
+    "pre-activation Wide ResNet WRN-d-w (CIFAR geometry), the SWRN/checkered baseline",
+    build_wrn,
+)];
 
 /// Blocks per stage for a CIFAR WRN of this depth: N = (d−4)/6 (swrn.md §3).
 pub fn blocks_per_stage(depth: i64) -> Result<i64> {
@@ -39,8 +35,8 @@ pub type DynConv = Box<dyn Module>;
 pub trait StageConvs {
     /// Called once per stage (1-based) before its blocks are built.
     fn begin_stage(&mut self, stage_path: &nn::Path, stage: usize, channels: i64, num_shared_convs: i64);
-    /// The conv at `p` (e.g. `stage_2.3.conv1`) with `channels` in and out, stride 1, padding 1.
-    fn conv(&mut self, p: &nn::Path, channels: i64) -> DynConv;
+    /// The conv at `p` (e.g. `stage_2.3.conv1`) with `channels` in and out, stride 1, padding 1, on `grid`.
+    fn conv(&mut self, p: &nn::Path, channels: i64, grid: Grid) -> DynConv;
 }
 
 /// WRN: every convolution plain, Kaiming-normal.
@@ -48,8 +44,8 @@ struct PlainConvs;
 
 impl StageConvs for PlainConvs {
     fn begin_stage(&mut self, _: &nn::Path, _: usize, _: i64, _: i64) {}
-    fn conv(&mut self, p: &nn::Path, channels: i64) -> DynConv {
-        Box::new(Conv2d::new(p, channels, channels, ConvSpec::new(3).padding(1)))
+    fn conv(&mut self, p: &nn::Path, channels: i64, grid: Grid) -> DynConv {
+        Box::new(Conv2d::new(p, channels, channels, ConvSpec::new(3).padding(1).grid(grid)))
     }
 }
 
@@ -75,13 +71,15 @@ impl ModuleT for Block {
     }
 }
 
-fn plain_block(p: &nn::Path, cin: i64, cout: i64, stride: i64) -> Block {
+fn plain_block(p: &nn::Path, cin: i64, cout: i64, stride: i64, grid: Grid) -> Block {
+    let conv3 = ConvSpec::new(3).padding(1).grid(grid);
     Block {
         bn1: BatchNorm::new(&(p / "bn1"), cin),
-        conv1: Box::new(Conv2d::new(&(p / "conv1"), cin, cout, ConvSpec::new(3).stride(stride).padding(1))),
+        conv1: Box::new(Conv2d::new(&(p / "conv1"), cin, cout, conv3.stride(stride))),
         bn2: BatchNorm::new(&(p / "bn2"), cout),
-        conv2: Box::new(Conv2d::new(&(p / "conv2"), cout, cout, ConvSpec::new(3).padding(1))),
-        shortcut: (cin != cout).then(|| Conv2d::new(&(p / "convShortcut"), cin, cout, ConvSpec::new(1).stride(stride))),
+        conv2: Box::new(Conv2d::new(&(p / "conv2"), cout, cout, conv3)),
+        shortcut: (cin != cout)
+            .then(|| Conv2d::new(&(p / "convShortcut"), cin, cout, ConvSpec::new(1).stride(stride).grid(grid))),
     }
 }
 
@@ -92,17 +90,18 @@ pub struct WideResNet {
     blocks: Vec<Block>,
     last_bn: BatchNorm,
     classifier: Linear,
-    checkered: bool,
+    grid: Grid,
 }
 
 impl WideResNet {
-    /// Builds WRN-`depth`-`width` with `convs` supplying the convolutions of blocks 1..N-1.
+    /// Builds WRN-`depth`-`width` on `grid` with `convs` supplying the convolutions of blocks 1..N-1.
     pub fn new(
         root: &nn::Path,
         depth: i64,
         width: i64,
         in_channels: i64,
         num_classes: i64,
+        grid: Grid,
         convs: &mut dyn StageConvs,
     ) -> Result<Self> {
         let n = blocks_per_stage(depth)?;
@@ -110,21 +109,21 @@ impl WideResNet {
             return Err(input_err!("--width: must be a positive integer, got {width}."));
         }
         let channels = [16, 16 * width, 32 * width, 64 * width];
-        let stem = Conv2d::new(&(root / "conv_3x3"), in_channels, 16, ConvSpec::new(3).padding(1));
+        let stem = Conv2d::new(&(root / "conv_3x3"), in_channels, 16, ConvSpec::new(3).padding(1).grid(grid));
         let mut blocks = Vec::new();
         for s in 1..=3usize {
             let sp = root / format!("stage_{s}");
             let stride = if s == 1 { 1 } else { 2 };
-            blocks.push(plain_block(&(&sp / "0"), channels[s - 1], channels[s], stride));
+            blocks.push(plain_block(&(&sp / "0"), channels[s - 1], channels[s], stride, grid));
             convs.begin_stage(&sp, s, channels[s], 2 * (n - 1));
             for b in 1..n {
                 let bp = &sp / b.to_string();
                 let c = channels[s];
                 blocks.push(Block {
                     bn1: BatchNorm::new(&(&bp / "bn1"), c),
-                    conv1: convs.conv(&(&bp / "conv1"), c),
+                    conv1: convs.conv(&(&bp / "conv1"), c, grid),
                     bn2: BatchNorm::new(&(&bp / "bn2"), c),
-                    conv2: convs.conv(&(&bp / "conv2"), c),
+                    conv2: convs.conv(&(&bp / "conv2"), c, grid),
                     shortcut: None,
                 });
             }
@@ -137,23 +136,17 @@ impl WideResNet {
             kaiming_normal(channels[3]),
             Some(Init::Const(0.0)),
         );
-        Ok(WideResNet { stem, blocks, last_bn, classifier, checkered: false })
-    }
-
-    /// Makes the network a checkered CNN (or a plain one again); the variables are unchanged.
-    pub fn with_checkered(mut self, checkered: bool) -> Self {
-        self.checkered = checkered;
-        self
+        Ok(WideResNet { stem, blocks, last_bn, classifier, grid })
     }
 }
 
 impl ModuleT for WideResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward(&checkered_input(x, self.checkered));
+        let mut y = self.stem.forward(&self.grid.input(x));
         for b in &self.blocks {
             y = b.forward_t(&y, train);
         }
-        let y = submap_mean(&self.last_bn.forward_t(&y, train).relu());
+        let y = self.grid.merge_submaps(&self.last_bn.forward_t(&y, train).relu());
         // AvgPool2d(8) on the 8×8 map of 32×32 inputs is the global mean; taking the mean keeps
         // other input sizes usable.
         let y = y.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
@@ -168,8 +161,7 @@ pub fn depth_width(cfg: &ModelConfig) -> (i64, i64) {
 
 fn build_wrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
     let (depth, width) = depth_width(cfg);
-    let net = WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, &mut PlainConvs)?;
-    Ok(Box::new(net.with_checkered(cfg.checkered)))
+    Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, cfg.grid()?, &mut PlainConvs)?))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `log.csv`: one row per finished epoch, appended and fsynced as written. On resume the file is cut
 //! back (atomically) to the epochs the checkpoint covers, and a torn last line is dropped, so the log
 //! only ever holds whole rows that match the weights.
-use super::checkpoint::write_atomic;
+use crate::checkpoint::write_atomic;
 use crate::error::{IoContext, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ pub const HEADER: &str =
     "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,best_val_top1,epoch_seconds,images_per_second";
 
 /// One epoch's numbers (accuracies in percent).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct EpochRow {
     /// 1-based number of the finished epoch.
     pub epoch: usize,

@@ -1,12 +1,14 @@
-//! Training: optimizer, schedules, checkpoints, logging, and the engine that ties them together.
-pub mod checkpoint;
-pub mod engine;
+//! Training: optimizer, schedules, run directory, logging, evaluation, and the [`trainer::Trainer`]
+//! that ties them together behind small hooks ([`hooks`]).
 pub mod evaluate;
+pub mod hooks;
 pub mod log;
 pub mod optimizer;
 pub mod progress;
+pub mod run_dir;
 pub mod schedule;
 pub mod setup;
+pub mod trainer;
 
 use crate::error::Result;
 use crate::input_err;

@@ -1,6 +1,5 @@
 //! Learning-rate schedules, evaluated as pure functions of the position in training so that a resumed
 //! run recomputes exactly the lr the uninterrupted run used.
-use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::input_err;
 use std::f64::consts::PI;
@@ -45,26 +44,39 @@ pub struct Position {
 }
 
 impl Schedule {
-    pub fn from_config(c: &TrainConfig) -> Result<Schedule> {
-        Ok(match c.schedule.as_str() {
+    /// The schedule `name` (`constant`, `multistep`, `sgdr`, `cosine`) with its parameters; the
+    /// error names the flag that is wrong.
+    pub fn new(
+        name: &str,
+        milestones: &[usize],
+        gammas: &[f64],
+        sgdr_t0: usize,
+        sgdr_t_mult: usize,
+        lr_min: f64,
+    ) -> Result<Schedule> {
+        Ok(match name {
             "constant" => Schedule::Constant,
             "multistep" => {
-                let gammas = if c.gammas.len() == 1 { vec![c.gammas[0]; c.milestones.len()] } else { c.gammas.clone() };
-                if gammas.len() != c.milestones.len() {
-                    return Err(input_err!("--gammas: need one gamma per milestone ({:?}), got {:?}.", c.milestones, c.gammas));
+                let gammas = if gammas.len() == 1 { vec![gammas[0]; milestones.len()] } else { gammas.to_vec() };
+                if gammas.len() != milestones.len() {
+                    return Err(input_err!(
+                        "--gammas: need one gamma per milestone ({milestones:?}), got {gammas:?}."
+                    ));
                 }
-                if c.milestones.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(input_err!("--schedule: milestones must be strictly increasing epochs, got {:?}.", c.milestones));
+                if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(input_err!(
+                        "--schedule: milestones must be strictly increasing epochs, got {milestones:?}."
+                    ));
                 }
-                Schedule::MultiStep { milestones: c.milestones.clone(), gammas }
+                Schedule::MultiStep { milestones: milestones.to_vec(), gammas }
             }
             "sgdr" => {
-                if c.sgdr_t0 == 0 || c.sgdr_t_mult == 0 {
+                if sgdr_t0 == 0 || sgdr_t_mult == 0 {
                     return Err(input_err!("--sgdr-t0 and --sgdr-t-mult: must be at least 1."));
                 }
-                Schedule::Sgdr { t0: c.sgdr_t0, t_mult: c.sgdr_t_mult, lr_min: c.lr_min }
+                Schedule::Sgdr { t0: sgdr_t0, t_mult: sgdr_t_mult, lr_min }
             }
-            "cosine" => Schedule::Cosine { lr_min: c.lr_min },
+            "cosine" => Schedule::Cosine { lr_min },
             other => {
                 return Err(input_err!(
                     "--schedule: '{other}' is not a schedule; use multistep, sgdr, cosine, constant, or a comma list of milestone epochs (e.g. 60,120,160)."

@@ -1,10 +1,10 @@
 //! Data for a run: sources, the train/validation split (saved in the run directory so a resumed run
 //! reuses it — the SWRN original re-draws it on resume, swrn.md §7 pitfall 4), and the train and eval
 //! pipelines.
-use super::checkpoint::write_atomic;
+use crate::checkpoint::write_atomic;
 use crate::config::TrainConfig;
 use crate::data::{self, AugmentConfig, DatasetInfo, FolderTransform, Pipeline, Source};
-use crate::error::Result;
+use crate::error::{to_json, Result};
 use crate::input_err;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -46,7 +46,7 @@ pub fn input_geometry(cfg: &TrainConfig, info: &DatasetInfo) -> (i64, i64) {
 
 /// Writes the split of a new run.
 pub fn save_split(path: &Path, split: &SplitFile) -> Result<()> {
-    write_atomic(path, serde_json::to_string(split).unwrap_or_default().as_bytes())
+    write_atomic(path, to_json(split, "the validation split")?.as_bytes())
 }
 
 /// Opens the dataset and decides the split: read from `split_file` when `reuse_split` (resume,

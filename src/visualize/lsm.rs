@@ -274,8 +274,8 @@ mod tests {
     #[test]
     fn swrn_lsm_png_and_csv() {
         tch::manual_seed(0);
-        let cfg =
-            ModelConfig { depth: Some(28), width: Some(1), bank_size: Some(2), ..ModelConfig::new("swrn", 10, 3, 32) };
+        let cfg = ModelConfig { depth: Some(28), width: Some(1), ..ModelConfig::new("swrn", 10, 3, 32) }
+            .with_option("bank_size", 2);
         let m = Model::build(&cfg, tch::Device::Cpu).unwrap();
         let groups = swrn_lsm(&m.named_parameters());
         let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@ pub mod curves;
 pub mod lsm;
 
 use crate::error::Result;
-use crate::input_err;
+use crate::{input_err, internal_err};
 
 /// Registers the bundled DejaVu Sans (assets/, Bitstream Vera licence) as plotters' "sans-serif", so
 /// plots render the same on every machine without system fonts.
@@ -16,7 +16,7 @@ pub fn register_font() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(input_err!("the bundled font assets/DejaVuSans.ttf could not be loaded"))
+        Err(internal_err!("the bundled font assets/DejaVuSans.ttf could not be loaded"))
     }
 }
 

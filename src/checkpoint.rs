@@ -1,10 +1,10 @@
-//! Checkpoint files: safetensors holding the model's variables under their names (BN running
-//! statistics included), optionally the optimizer's momentum buffers under `optimizer.momentum.<name>`,
-//! and JSON metadata (`arch`, `model_config`, `train_state`). Every write is atomic: temp file, fsync,
-//! rename, fsync of the directory — a crash at any instant leaves the previous file intact.
+//! Checkpoint files, at the ground of the crate (models, training and commands all read them):
+//! safetensors holding a model's variables under their names (BN running statistics included),
+//! optionally the optimizer's momentum buffers under `optimizer.momentum.<name>`, and JSON metadata
+//! (`arch`, `model_config`, `train_state`). Every write is atomic: temp file, fsync, rename, fsync of
+//! the directory — a crash at any instant leaves the previous file intact.
 use crate::error::{IoContext, Result};
-use crate::input_err;
-use crate::models::{Model, ModelConfig};
+use crate::{input_err, internal_err};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::io::Write;
@@ -32,7 +32,7 @@ fn dtype_of(kind: Kind) -> Result<Dtype> {
         Kind::Uint8 => Dtype::U8,
         Kind::Int8 => Dtype::I8,
         Kind::Bool => Dtype::BOOL,
-        k => return Err(input_err!("cannot store a tensor of kind {k:?} in a checkpoint")),
+        k => return Err(internal_err!("cannot store a tensor of kind {k:?} in a checkpoint")),
     })
 }
 
@@ -87,9 +87,9 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String,
         .iter()
         .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.as_str(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| input_err!("{}: cannot serialise checkpoint: {e}", path.display()))?;
+        .map_err(|e| internal_err!("{}: cannot serialise checkpoint: {e}", path.display()))?;
     let bytes = safetensors::serialize(views, &Some(metadata))
-        .map_err(|e| input_err!("{}: cannot serialise checkpoint: {e}", path.display()))?;
+        .map_err(|e| internal_err!("{}: cannot serialise checkpoint: {e}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -137,16 +137,6 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 }
 
 impl Checkpoint {
-    /// The model configuration stored with the checkpoint, if any.
-    pub fn model_config(&self) -> Result<Option<ModelConfig>> {
-        match self.metadata.get("model_config") {
-            None => Ok(None),
-            Some(s) => serde_json::from_str(s)
-                .map(Some)
-                .map_err(|e| input_err!("{}: corrupt model_config metadata ({e}).", self.path.display())),
-        }
-    }
-
     /// Model tensors only (optimizer state stripped), sharing storage with the checkpoint.
     pub fn model_tensors(&self) -> Vec<(String, Tensor)> {
         self.tensors
@@ -156,13 +146,6 @@ impl Checkpoint {
             .collect()
     }
 
-    /// Copies this checkpoint's model tensors into `model`, after renaming them from foreign names
-    /// (e.g. the authors' PyTorch keys) with the architecture's `import`; see [`load_into`].
-    pub fn load_model_into(&self, model: &Model) -> Result<()> {
-        let tensors = (model.arch.import)(self.model_tensors());
-        load_into(model, &tensors, &self.path, self.metadata.get("arch").map(String::as_str))
-    }
-
     /// Momentum buffers keyed by parameter name.
     pub fn momentum(&self) -> Vec<(String, Tensor)> {
         self.tensors
@@ -170,50 +153,6 @@ impl Checkpoint {
             .filter_map(|(n, t)| n.strip_prefix(MOMENTUM_PREFIX).map(|p| (p.to_string(), t.shallow_clone())))
             .collect()
     }
-}
-
-/// Copies named tensors into the model's variables. Every model variable must be present with the same
-/// shape; the error names the first one that is missing or mismatched (and the architectures when the
-/// checkpoint says which it came from).
-pub fn load_into(model: &Model, tensors: &[(String, Tensor)], source: &Path, source_arch: Option<&str>) -> Result<()> {
-    let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let arch_note = match source_arch {
-        Some(a) if a != model.arch.name => {
-            format!(" The checkpoint is of architecture '{a}', the model is '{}'.", model.arch.name)
-        }
-        _ => String::new(),
-    };
-    for (name, var) in model.named_variables() {
-        let src = by_name.get(name.as_str()).ok_or_else(|| {
-            input_err!("{}: tensor '{name}' of the model is missing from the checkpoint.{arch_note}", source.display())
-        })?;
-        if src.size() != var.size() {
-            return Err(input_err!(
-                "{}: tensor '{name}' has shape {:?} in the checkpoint but {:?} in the model.{arch_note}",
-                source.display(),
-                src.size(),
-                var.size()
-            ));
-        }
-    }
-    tch::no_grad(|| {
-        for (name, mut var) in model.named_variables() {
-            var.copy_(by_name[name.as_str()]);
-        }
-    });
-    Ok(())
-}
-
-/// The variables of `model` plus metadata describing it.
-pub fn model_metadata(model: &Model) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    m.insert("format".into(), "convtrain-checkpoint-1".into());
-    m.insert("convtrain_version".into(), env!("CARGO_PKG_VERSION").into());
-    m.insert("arch".into(), model.arch.name.into());
-    m.insert("model_config".into(), serde_json::to_string(&model.config).unwrap_or_default());
-    // Trainable parameters, each shared tensor once; the other tensors are BN running statistics.
-    m.insert("num_parameters".into(), model.num_parameters().to_string());
-    m
 }
 
 #[cfg(test)]

@@ -1,0 +1,23 @@
+//! `convtrain export`: a checkpoint in the original code's names, or folded into a plain model.
+use crate::cli::ExportArgs;
+use crate::error::Result;
+use crate::input_err;
+use crate::models::export;
+
+pub fn run(a: &ExportArgs) -> Result<()> {
+    if a.materialize {
+        let plain = export::materialize(&a.checkpoint, &a.out)?;
+        println!(
+            "wrote {} (a plain {} checkpoint; evaluate it with --resume {})",
+            a.out.display(),
+            plain.arch,
+            a.out.display()
+        );
+    } else {
+        let format =
+            a.format.ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
+        let n = export::export(&a.checkpoint, &a.out, format)?;
+        println!("wrote {} ({n} tensors)", a.out.display());
+    }
+    Ok(())
+}

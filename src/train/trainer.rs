@@ -1,0 +1,492 @@
+//! The training loop: data, model, SGD with parameter groups, schedule, validation, checkpoints and
+//! exact resume, as a [`Trainer`] whose caller chooses the [`Hooks`] (observer, stop rules, interrupt,
+//! frozen parameters). Run-directory policy is in [`super::run_dir`].
+//!
+//! Exactness: shuffling and augmentation draw from RNGs derived from (seed, epoch, batch) in the data
+//! loader, and dropout from torch's RNG re-seeded from (seed, epoch, batch) before every mini-batch, so
+//! batch b of epoch e is the same computation whether or not the process was restarted before it.
+//! Checkpoints hold the weights, BN statistics, momentum buffers and the loop position.
+use super::evaluate::{evaluate, EvalResult};
+use super::hooks::Hooks;
+use super::log::{read_rows, CsvLog, EpochRow};
+use super::optimizer::{param_groups, DecayExclusion, Sgd};
+use super::run_dir::{create_run_dir, plan_run, RunDir, StartOptions};
+use super::schedule::{Position, Schedule};
+use super::setup::{input_geometry, save_split, setup_data, DataSetup};
+use super::{derive_seed, parse_device};
+use crate::checkpoint::{self, MOMENTUM_PREFIX};
+use crate::config::TrainConfig;
+use crate::data::{Batch, BatchLoader};
+use crate::error::{to_json, Error, Result};
+use crate::input_err;
+use crate::models::Model;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Kind};
+
+/// The loop position and running sums, saved in `last.safetensors` for exact resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// 0-based epoch in progress (equal to the number of finished epochs when `batch` is 0).
+    pub epoch: usize,
+    /// Mini-batches of `epoch` already done.
+    pub batch: usize,
+    pub optimizer_steps: u64,
+    pub best_val_top1: f64,
+    pub best_epoch: usize,
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub seen: u64,
+    pub train_seconds: f64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub best_val_top1: f64,
+    pub best_epoch: usize,
+    pub last_val: Option<EvalResult>,
+    /// Every finished epoch of the run, resumed parts included.
+    pub history: Vec<EpochRow>,
+    /// Why a stop rule ended the run early, if one did.
+    pub stopped_early: Option<String>,
+}
+
+/// The parameters `cfg` excludes from weight decay: its `no_decay` names (else the architecture's) and,
+/// with `no_decay_1d`, every 1-D tensor.
+pub fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
+    DecayExclusion {
+        name_contains: cfg
+            .no_decay
+            .clone()
+            .unwrap_or_else(|| model.arch.no_decay.iter().map(|s| s.to_string()).collect()),
+        one_dim: cfg.no_decay_1d,
+    }
+}
+
+/// Builds the model `cfg` describes for the dataset it names, initialised from its seed. Only the
+/// dataset's description is read, so a bad model is reported before any data is loaded.
+pub fn build_model(cfg: &TrainConfig, device: Device) -> Result<Model> {
+    let info = crate::data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
+    let (channels, image_size) = input_geometry(cfg, &info);
+    tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
+    Model::build(&cfg.model_config(info.num_classes, channels, image_size), device)
+}
+
+/// Marks the parameters whose names start with one of `prefixes` as frozen (no gradient).
+pub fn freeze(model: &Model, prefixes: &[String]) {
+    for (name, mut t) in model.named_parameters() {
+        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            let _ = t.requires_grad_(false);
+        }
+    }
+}
+
+/// The optimizer of `model`'s trainable parameters, grouped by weight decay as `cfg` says.
+pub fn optimizer(cfg: &TrainConfig, model: &Model) -> Sgd {
+    let groups = param_groups(model.named_parameters(), cfg.weight_decay, &decay_exclusion(cfg, model));
+    Sgd::new(groups, cfg.momentum, cfg.dampening, cfg.nesterov)
+}
+
+/// [`build_model`] and its optimizer.
+pub fn build_model_and_optimizer(cfg: &TrainConfig, device: Device) -> Result<(Model, Sgd)> {
+    let model = build_model(cfg, device)?;
+    let sgd = optimizer(cfg, &model);
+    Ok((model, sgd))
+}
+
+/// Gradient accumulation: the weight of mini-batch `batch` (0-based) in its group of `accum` mini-batches
+/// — its share of the group's examples, so that the summed gradients of mean losses equal the gradient
+/// of one large batch (a short last group included) — and the index one past the group's last batch.
+pub fn accumulation_share(batch: usize, accum: usize, batch_size: usize, examples: usize) -> (f64, usize) {
+    let batches = examples.div_ceil(batch_size);
+    let start = batch - batch % accum;
+    let end = (start + accum).min(batches);
+    let group = (end * batch_size).min(examples) - start * batch_size;
+    let this = ((batch + 1) * batch_size).min(examples) - batch * batch_size;
+    (this as f64 / group as f64, end)
+}
+
+/// One training run, started or resumed; [`Trainer::run`] trains it to the end.
+pub struct Trainer {
+    run: RunDir,
+    cfg: TrainConfig,
+    device: Device,
+    model: Model,
+    sgd: Sgd,
+    setup: DataSetup,
+    schedule: Schedule,
+    state: TrainState,
+    log: CsvLog,
+    history: Vec<EpochRow>,
+    hooks: Hooks,
+    train_indices: Arc<Vec<i64>>,
+    batches_per_epoch: usize,
+    full_batches: usize,
+}
+
+impl Trainer {
+    /// Plans the run (new or resumed), builds model, optimizer and data, restores a resumed run's
+    /// state, and — for a new run, once everything is known to be good — creates its directory.
+    pub fn start(cfg: TrainConfig, opts: &StartOptions, hooks: Hooks) -> Result<Trainer> {
+        let plan = plan_run(cfg, opts)?;
+        let (run, cfg, resuming) = (plan.run, plan.cfg, plan.resuming);
+        if let Some(t) = cfg.threads {
+            tch::set_num_threads(t as i32);
+        }
+        let device = parse_device(&cfg.device)?;
+        if device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let model = build_model(&cfg, device)?;
+        freeze(&model, &hooks.frozen);
+        let mut sgd = optimizer(&cfg, &model);
+        let setup = setup_data(&cfg, Some(&run.split()), resuming, false)?;
+        let schedule = cfg.schedule()?;
+
+        let mut state = TrainState::default();
+        if resuming {
+            let ck = checkpoint::load(&run.last())?;
+            model.load_checkpoint(&ck)?;
+            sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
+            state = ck.metadata.get("train_state").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
+                input_err!("{}: checkpoint has no training state; it cannot be resumed.", run.last().display())
+            })?;
+        } else {
+            if let Some(src) = &opts.init_from {
+                model.load_checkpoint(&checkpoint::load(src)?)?;
+            }
+            create_run_dir(&run)?;
+            if let Some(split) = &setup.split {
+                save_split(&run.split(), split)?;
+            }
+            run.write_config(&cfg, run_facts(&cfg, &model, device, &setup))?;
+        }
+        let log = CsvLog::open(&run.log(), state.epoch)?;
+        let history = read_rows(&run.log())?;
+        let train_indices = Arc::new(setup.train_indices.clone());
+        let n_train = train_indices.len();
+        let mut trainer = Trainer {
+            batches_per_epoch: n_train.div_ceil(cfg.batch_size),
+            full_batches: (n_train / cfg.batch_size).max(1),
+            run,
+            cfg,
+            device,
+            model,
+            sgd,
+            setup,
+            schedule,
+            state,
+            log,
+            history,
+            hooks,
+            train_indices,
+        };
+        trainer.announce(resuming);
+        Ok(trainer)
+    }
+
+    /// The run's model (for callers that inspect it between epochs or after the run).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn announce(&mut self, resuming: bool) {
+        let mut lines = vec![format!(
+            "run {}: {} ({} parameters) on {} ({} train / {} val examples), device {:?}, {} threads",
+            self.run.dir.display(),
+            self.model.arch.name,
+            self.model.num_parameters(),
+            self.setup.info.name,
+            self.setup.train_indices.len(),
+            self.setup.eval_indices.len(),
+            self.device,
+            tch::get_num_threads()
+        )];
+        for g in &self.sgd.groups {
+            lines.push(format!(
+                "  parameter group {:<8} weight decay {:<8} {} tensors, {} parameters",
+                g.name,
+                g.weight_decay,
+                g.params.len(),
+                g.num_elements()
+            ));
+        }
+        if resuming {
+            lines.push(format!("  resuming at epoch {} batch {}", self.state.epoch + 1, self.state.batch));
+        }
+        for l in lines {
+            self.hooks.observer.message(&l);
+        }
+    }
+
+    fn position(&self, epoch: usize, batch: usize) -> Position {
+        Position {
+            epoch,
+            batch,
+            batches_per_epoch: self.batches_per_epoch,
+            full_batches_per_epoch: self.full_batches,
+            total_epochs: self.cfg.epochs,
+        }
+    }
+
+    /// Trains the remaining epochs; returns the outcome, or the error that stopped it (interrupt,
+    /// divergence, I/O).
+    pub fn run(mut self) -> Result<TrainOutcome> {
+        let mut last_val = None;
+        let mut stopped_early = None;
+        while self.state.epoch < self.cfg.epochs {
+            self.train_epoch()?;
+            let (row, val) = self.finish_epoch()?;
+            last_val = Some(val);
+            stopped_early = self.hooks.stop_rules.iter().find_map(|r| r.check(&row));
+            if let Some(reason) = &stopped_early {
+                self.hooks.observer.message(&format!("stopping early: {reason}"));
+                break;
+            }
+            if self.hooks.interrupt.is_requested() && self.state.epoch < self.cfg.epochs {
+                return Err(Error::Interrupted(format!(
+                    "checkpoint written after epoch {}; continue with: convtrain train --resume {}",
+                    self.state.epoch,
+                    self.run.dir.display()
+                )));
+            }
+        }
+        let s = &self.state;
+        self.hooks.observer.message(&format!(
+            "done: best validation top-1 {:.2}% at epoch {}; checkpoints in {}",
+            s.best_val_top1,
+            s.best_epoch,
+            self.run.dir.display()
+        ));
+        Ok(TrainOutcome {
+            run_dir: self.run.dir,
+            best_val_top1: s.best_val_top1,
+            best_epoch: s.best_epoch,
+            last_val,
+            history: self.history,
+            stopped_early,
+        })
+    }
+
+    /// The mini-batches of the current epoch (from where a resumed run stopped).
+    fn train_epoch(&mut self) -> Result<()> {
+        let epoch = self.state.epoch;
+        if self.state.batch == 0 && self.schedule.is_milestone(epoch) && self.cfg.reset_momentum {
+            self.sgd.reset_momentum();
+        }
+        let loader = BatchLoader::new(
+            self.setup.train_source.clone(),
+            self.train_indices.clone(),
+            self.cfg.batch_size,
+            true,
+            self.setup.train_pipeline.clone(),
+            self.cfg.seed,
+            epoch as u64,
+            self.state.batch,
+            self.device,
+        );
+        self.hooks.observer.epoch_started(epoch, self.cfg.epochs, self.batches_per_epoch);
+        let mut lr = self.schedule.lr(self.cfg.lr, self.position(epoch, self.state.batch + 1));
+        let epoch_start = Instant::now();
+        let seconds_before = self.state.train_seconds;
+        for batch in loader {
+            let result = self.step(&batch?, &mut lr, epoch_start, seconds_before);
+            if result.is_err() {
+                self.hooks.observer.epoch_finished();
+            }
+            result?;
+        }
+        self.hooks.observer.epoch_finished();
+        Ok(())
+    }
+
+    /// One mini-batch: forward, loss, backward, and the optimizer step at the end of an accumulation
+    /// group; then a mid-epoch checkpoint when one is due or an interrupt was requested.
+    fn step(&mut self, batch: &Batch, lr: &mut f64, epoch_start: Instant, seconds_before: f64) -> Result<()> {
+        let (epoch, b_idx) = (self.state.epoch, self.state.batch);
+        let cfg = &self.cfg;
+        let bs = batch.labels.size()[0];
+        tch::manual_seed(derive_seed(cfg.seed, &[0xD0, epoch as u64, b_idx as u64]) as i64);
+        let logits = self.model.forward_t(&batch.images, true);
+        let loss = logits.cross_entropy_for_logits(&batch.labels);
+        let loss_value = f64::try_from(&loss).unwrap_or(f64::NAN);
+        if !loss_value.is_finite() {
+            return Err(Error::Diverged(format!(
+                "epoch {} batch {}: the training loss is {loss_value} (lr {lr:.4e}). The run stopped without writing anything; \
+                 its last good checkpoint {} is intact. Lower --lr, or resume from that checkpoint.",
+                epoch + 1,
+                b_idx + 1,
+                if self.run.last().exists() { self.run.last().display().to_string() } else { "(none yet)".into() }
+            )));
+        }
+        let (share, group_end) = accumulation_share(b_idx, cfg.accum_steps, cfg.batch_size, self.train_indices.len());
+        (&loss * share).backward();
+        let correct = f64::try_from(logits.argmax(-1, false).eq_tensor(&batch.labels).sum(Kind::Float)).unwrap_or(0.0);
+        let state = &mut self.state;
+        state.loss_sum += loss_value * bs as f64;
+        state.correct += correct;
+        state.seen += bs as u64;
+        state.batch += 1;
+        if state.batch == group_end {
+            *lr = self.schedule.lr(cfg.lr, self.position(epoch, self.state.batch));
+            self.sgd.step(*lr);
+            self.sgd.zero_grad();
+            self.state.optimizer_steps += 1;
+        }
+        let state = &mut self.state;
+        state.train_seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
+        self.hooks.observer.batch_done(
+            state.batch,
+            state.loss_sum / state.seen.max(1) as f64,
+            100.0 * state.correct / state.seen.max(1) as f64,
+            *lr,
+            state.seen as f64 / state.train_seconds.max(1e-9),
+        );
+        // Mid-epoch checkpoints happen only between optimizer steps (no half-accumulated gradients).
+        if self.state.batch == group_end && self.state.batch < self.batches_per_epoch {
+            let interrupted = self.hooks.interrupt.is_requested();
+            let interval = self.cfg.checkpoint_interval;
+            if interrupted || (interval > 0 && self.state.batch.is_multiple_of(interval)) {
+                self.save_last(&self.state)?;
+            }
+            if interrupted {
+                return Err(Error::Interrupted(format!(
+                    "checkpoint written at epoch {} batch {}; continue with: convtrain train --resume {}",
+                    epoch + 1,
+                    self.state.batch,
+                    self.run.dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Validation, the log row, the best and last checkpoints of the epoch just trained.
+    fn finish_epoch(&mut self) -> Result<(EpochRow, EvalResult)> {
+        let epoch = self.state.epoch;
+        let lr_epoch = self.schedule.lr(self.cfg.lr, self.position(epoch, 1));
+        let val = evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.device)?;
+        let state = &mut self.state;
+        let train_loss = state.loss_sum / state.seen.max(1) as f64;
+        let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
+        let improved = val.top1 > state.best_val_top1 || state.best_epoch == 0;
+        if improved {
+            state.best_val_top1 = val.top1;
+            state.best_epoch = epoch + 1;
+        }
+        let row = EpochRow {
+            epoch: epoch + 1,
+            lr: lr_epoch,
+            train_loss,
+            train_top1,
+            val_loss: val.loss,
+            val_top1: val.top1,
+            val_top5: val.top5,
+            best_val_top1: state.best_val_top1,
+            epoch_seconds: state.train_seconds,
+            images_per_second: state.seen as f64 / state.train_seconds.max(1e-9),
+        };
+        let line = format!(
+            "epoch {}/{}: lr {:.4e} train loss {:.4} top1 {:.2}% | val loss {:.4} top1 {:.2}% top5 {:.2}% | best {:.2}% (epoch {}) | {:.1}s, {:.0} img/s",
+            row.epoch, self.cfg.epochs, row.lr, row.train_loss, row.train_top1, row.val_loss, row.val_top1, row.val_top5,
+            row.best_val_top1, state.best_epoch, row.epoch_seconds, row.images_per_second
+        );
+        self.hooks.observer.message(&line);
+        // Row first, then checkpoint: a crash in between leaves a row the resume cuts off again.
+        self.log.append(&row)?;
+        let finished = TrainState {
+            epoch: epoch + 1,
+            batch: 0,
+            optimizer_steps: state.optimizer_steps,
+            best_val_top1: state.best_val_top1,
+            best_epoch: state.best_epoch,
+            ..Default::default()
+        };
+        if improved {
+            let mut meta = self.metadata()?;
+            meta.insert("epoch".into(), (epoch + 1).to_string());
+            meta.insert("val_top1".into(), val.top1.to_string());
+            checkpoint::save(&self.run.best(), &self.model.named_variables(), meta)?;
+        }
+        self.save_last(&finished)?;
+        self.state = finished;
+        self.history.push(row.clone());
+        Ok((row, val))
+    }
+
+    /// Checkpoint metadata of the run: the model's, plus the training configuration (which `evaluate`
+    /// reads when the checkpoint travels without its run directory).
+    fn metadata(&self) -> Result<HashMap<String, String>> {
+        let mut meta = self.model.metadata()?;
+        meta.insert("train_config".into(), to_json(&self.cfg, "the training configuration")?);
+        Ok(meta)
+    }
+
+    fn save_last(&self, state: &TrainState) -> Result<()> {
+        let mut tensors = self.model.named_variables();
+        tensors.extend(self.sgd.state().into_iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t)));
+        let mut meta = self.metadata()?;
+        meta.insert("train_state".into(), to_json(state, "the training state")?);
+        meta.insert("epoch".into(), state.epoch.to_string());
+        checkpoint::save(&self.run.last(), &tensors, meta)
+    }
+}
+
+/// Facts about a new run written beside its configuration in `config.json`.
+fn run_facts(cfg: &TrainConfig, model: &Model, device: Device, setup: &DataSetup) -> serde_json::Value {
+    serde_json::json!({
+        "model": model.config,
+        "convtrain_version": env!("CARGO_PKG_VERSION"),
+        "libtorch_version": crate::LIBTORCH_VERSION,
+        "device": format!("{device:?}"),
+        "threads": tch::get_num_threads(),
+        "seed": cfg.seed,
+        "dataset": {
+            "name": setup.info.name, "num_classes": setup.info.num_classes, "train_examples": setup.train_indices.len(),
+            "val_examples": setup.eval_indices.len(), "val_from": if cfg.val_split > 0.0 { "train" } else { "test" },
+            "mean": setup.mean, "std": setup.std,
+        },
+        "parameters": model.num_parameters(),
+    })
+}
+
+/// Trains according to `cfg` with `hooks`; see the module documentation.
+pub fn train(cfg: TrainConfig, opts: &StartOptions, hooks: Hooks) -> Result<TrainOutcome> {
+    Trainer::start(cfg, opts, hooks)?.run()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Tensor;
+
+    #[test]
+    fn accumulation_shares_follow_example_counts() {
+        // 10 examples, batches of 3 → sizes 3,3,3,1; groups of 2 → {3,3} and {3,1}.
+        let shares: Vec<(f64, usize)> = (0..4).map(|b| accumulation_share(b, 2, 3, 10)).collect();
+        assert_eq!(shares, vec![(0.5, 2), (0.5, 2), (0.75, 4), (0.25, 4)]);
+        assert_eq!(accumulation_share(0, 1, 4, 10), (1.0, 1));
+    }
+
+    #[test]
+    fn accumulated_gradient_equals_the_large_batch_gradient() {
+        tch::manual_seed(1);
+        let w = Tensor::randn([5, 3], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let x = Tensor::randn([7, 5], (Kind::Double, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0]);
+        x.mm(&w).cross_entropy_for_logits(&y).backward();
+        let big = w.grad().copy();
+        let _ = w.grad().zero_();
+        // Micro-batches of 3 (3, 3, 1), all in one group of 3.
+        for b in 0..3usize {
+            let (share, _) = accumulation_share(b, 3, 3, 7);
+            let (lo, len) = (3 * b as i64, (7 - 3 * b as i64).min(3));
+            (x.narrow(0, lo, len).mm(&w).cross_entropy_for_logits(&y.narrow(0, lo, len)) * share).backward();
+        }
+        assert!(w.grad().allclose(&big, 1e-12, 1e-12, false));
+    }
+}
