@@ -245,6 +245,18 @@ pub struct RecipeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accum_steps: Option<usize>,
+    /// Split each mini-batch into micro-batches of at most N images (same step; BN statistics per micro-batch).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_batch: Option<usize>,
+    /// Train on at most N mini-batches per epoch (a quick end-to-end try).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_train_batches: Option<usize>,
+    /// Validate on at most N batches per epoch.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_val_batches: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]

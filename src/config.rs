@@ -63,8 +63,19 @@ pub struct TrainConfig {
     pub sgdr_t0: usize,
     pub sgdr_t_mult: usize,
     pub lr_min: f64,
-    /// Micro-batches per optimizer step.
+    /// Mini-batches per optimizer step.
     pub accum_steps: usize,
+    /// Split every mini-batch into micro-batches of at most this many images whose gradients add up to
+    /// the mini-batch's (one optimizer step and one lr value per mini-batch, as without it). The sum
+    /// equals the whole-batch gradient up to float rounding, except that BatchNorm's batch statistics
+    /// (and dropout masks) are drawn per micro-batch. On CUDA a step that runs out of memory halves
+    /// the micro-batch and retries by itself.
+    pub micro_batch: Option<usize>,
+    /// Train on at most this many mini-batches per epoch (Lightning's `limit_train_batches`): the
+    /// first N of the epoch's shuffled order; the schedule counts an epoch as those N.
+    pub limit_train_batches: Option<usize>,
+    /// Validate on at most this many batches of the validation split per epoch.
+    pub limit_val_batches: Option<usize>,
     // --- run ---
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -116,6 +127,9 @@ impl Default for TrainConfig {
             sgdr_t_mult: 2,
             lr_min: 0.0,
             accum_steps: 1,
+            micro_batch: None,
+            limit_train_batches: None,
+            limit_val_batches: None,
             seed: 0,
             device: "auto".into(),
             threads: None,
@@ -213,8 +227,16 @@ impl TrainConfig {
         if let Some(r) = self.resize.filter(|&r| r < 1) {
             return Err(input_err!("--resize: the image side must be at least 1, got {r}."));
         }
-        if self.threads == Some(0) {
-            return Err(input_err!("--threads: must be at least 1, got 0."));
+        let optional_positive = [
+            ("threads", self.threads),
+            ("micro-batch", self.micro_batch),
+            ("limit-train-batches", self.limit_train_batches),
+            ("limit-val-batches", self.limit_val_batches),
+        ];
+        for (name, v) in optional_positive {
+            if v == Some(0) {
+                return Err(input_err!("--{name}: must be at least 1 (or left out), got 0."));
+            }
         }
         if !(0.0..1.0).contains(&self.val_split) {
             return Err(input_err!("--val-split: must be in [0, 1), got {}.", self.val_split));

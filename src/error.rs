@@ -1,7 +1,8 @@
 //! The error type of convtrain and its exit codes (README "Exit codes"):
 //! 2 bad input (flag, config file, dataset file, checkpoint — the user can fix it), 3 a diverged run,
 //! 130 an interrupted run (a checkpoint was written), 70 an internal failure (a bug or an environment
-//! problem the user did not cause: serialisation, font loading, an unexpected libtorch error).
+//! problem the user did not cause: serialisation, font loading, an unexpected libtorch error) or
+//! memory that ran out even for micro-batches of one image.
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +16,9 @@ pub enum Error {
     /// The loss became NaN or infinite; the last good checkpoint is kept.
     #[error("{0}")]
     Diverged(String),
+    /// The device (or host) memory ran out even for the smallest micro-batch.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
     #[error("interrupted: {0}")]
     Interrupted(String),
@@ -38,7 +42,7 @@ impl Error {
             Error::Input(_) | Error::Io { .. } => 2,
             Error::Diverged(_) => 3,
             Error::Interrupted(_) => 130,
-            Error::Internal(_) | Error::Torch(_) => EXIT_INTERNAL,
+            Error::Internal(_) | Error::Torch(_) | Error::OutOfMemory(_) => EXIT_INTERNAL,
         }
     }
 }

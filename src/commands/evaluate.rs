@@ -80,7 +80,8 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
     let model = Model::build(&mc, device)?;
     model.load_checkpoint(&ck)?;
-    let result = evaluate(&model, &setup, cfg.eval_batch_size, device)?;
+    // The whole split: a run's limit_val_batches only shortens its per-epoch validation.
+    let result = evaluate(&model, &setup, cfg.eval_batch_size, None, device)?;
     let report = EvaluateReport {
         checkpoint: ck_path.display().to_string(),
         arch: mc.arch.clone(),

@@ -16,8 +16,15 @@ pub struct EvalResult {
     pub count: usize,
 }
 
-/// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`.
-pub fn evaluate(model: &Model, setup: &DataSetup, batch_size: usize, device: Device) -> Result<EvalResult> {
+/// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`, or on its
+/// first `limit_batches` batches.
+pub fn evaluate(
+    model: &Model,
+    setup: &DataSetup,
+    batch_size: usize,
+    limit_batches: Option<usize>,
+    device: Device,
+) -> Result<EvalResult> {
     let indices = std::sync::Arc::new(setup.eval_indices.clone());
     let loader = BatchLoader::new(
         setup.eval_source.clone(),
@@ -33,7 +40,7 @@ pub fn evaluate(model: &Model, setup: &DataSetup, batch_size: usize, device: Dev
     let k = model.config.num_classes.min(5);
     let (mut loss_sum, mut top1, mut top5, mut n) = (0.0, 0.0, 0.0, 0usize);
     tch::no_grad(|| -> Result<()> {
-        for batch in loader {
+        for batch in loader.take(limit_batches.unwrap_or(usize::MAX)) {
             let batch = batch?;
             let logits = model.forward_t(&batch.images, false);
             let bs = batch.labels.size()[0] as usize;

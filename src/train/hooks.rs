@@ -16,6 +16,8 @@ pub trait Observer {
     fn batch_done(&mut self, done: usize, loss: f64, top1: f64, lr: f64, images_per_second: f64);
     /// The epoch's mini-batches are done (validation follows).
     fn epoch_finished(&mut self);
+    /// The epoch's numbers, once validated (after its summary line went to [`Observer::message`]).
+    fn epoch_logged(&mut self, _row: &EpochRow) {}
 }
 
 /// Today's console output: a progress bar on a terminal, periodic plain lines otherwise, and every

@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod hooks;
 pub mod log;
+pub mod micro_batch;
 pub mod optimizer;
 pub mod progress;
 pub mod run_dir;

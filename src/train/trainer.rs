@@ -9,6 +9,7 @@
 use super::evaluate::{evaluate, EvalResult};
 use super::hooks::Hooks;
 use super::log::{read_rows, CsvLog, EpochRow};
+use super::micro_batch::{self, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::run_dir::{create_run_dir, plan_run, RunDir, StartOptions};
 use super::schedule::{Position, Schedule};
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{Device, Kind};
+use tch::Device;
 
 /// The loop position and running sums, saved in `last.safetensors` for exact resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -41,6 +42,10 @@ pub struct TrainState {
     pub correct: f64,
     pub seen: u64,
     pub train_seconds: f64,
+    /// The micro-batch size an out-of-memory fallback settled on (kept for the rest of the run, so a
+    /// resumed run slices as the original did); `None`: the configuration's `micro_batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_batch: Option<usize>,
 }
 
 /// What a finished run reports.
@@ -125,8 +130,11 @@ pub struct Trainer {
     history: Vec<EpochRow>,
     hooks: Hooks,
     train_indices: Arc<Vec<i64>>,
+    /// Mini-batches of an epoch (at most `limit_train_batches`), full ones among them, and the
+    /// training images they hold.
     batches_per_epoch: usize,
     full_batches: usize,
+    epoch_examples: usize,
 }
 
 impl Trainer {
@@ -170,9 +178,12 @@ impl Trainer {
         let history = read_rows(&run.log())?;
         let train_indices = Arc::new(setup.train_indices.clone());
         let n_train = train_indices.len();
+        let limit = cfg.limit_train_batches.unwrap_or(usize::MAX);
+        let batches_per_epoch = n_train.div_ceil(cfg.batch_size).min(limit);
         let mut trainer = Trainer {
-            batches_per_epoch: n_train.div_ceil(cfg.batch_size),
-            full_batches: (n_train / cfg.batch_size).max(1),
+            batches_per_epoch,
+            full_batches: (n_train / cfg.batch_size).min(limit).max(1),
+            epoch_examples: n_train.min(batches_per_epoch * cfg.batch_size),
             run,
             cfg,
             device,
@@ -235,11 +246,15 @@ impl Trainer {
     }
 
     /// Trains the remaining epochs; returns the outcome, or the error that stopped it (interrupt,
-    /// divergence, I/O).
+    /// divergence, I/O). A run resumed at the end of an epoch after which a stop rule fires (killed
+    /// before its caller learnt of the stop) ends at once, stopped early again.
     pub fn run(mut self) -> Result<TrainOutcome> {
         let mut last_val = None;
-        let mut stopped_early = None;
-        while self.state.epoch < self.cfg.epochs {
+        let mut stopped_early = match self.history.last() {
+            Some(row) if self.state.batch == 0 => self.hooks.stop_rules.iter().find_map(|r| r.check(row)),
+            _ => None,
+        };
+        while stopped_early.is_none() && self.state.epoch < self.cfg.epochs {
             self.train_epoch()?;
             let (row, val) = self.finish_epoch()?;
             last_val = Some(val);
@@ -294,7 +309,7 @@ impl Trainer {
         let mut lr = self.schedule.lr(self.cfg.lr, self.position(epoch, self.state.batch + 1));
         let epoch_start = Instant::now();
         let seconds_before = self.state.train_seconds;
-        for batch in loader {
+        for batch in loader.take(self.batches_per_epoch.saturating_sub(self.state.batch)) {
             let result = self.step(&batch?, &mut lr, epoch_start, seconds_before);
             if result.is_err() {
                 self.hooks.observer.epoch_finished();
@@ -305,28 +320,16 @@ impl Trainer {
         Ok(())
     }
 
-    /// One mini-batch: forward, loss, backward, and the optimizer step at the end of an accumulation
-    /// group; then a mid-epoch checkpoint when one is due or an interrupt was requested.
+    /// One mini-batch: forward, loss, backward (in micro-batches if asked or needed), and the optimizer
+    /// step at the end of an accumulation group; then a mid-epoch checkpoint when one is due or an
+    /// interrupt was requested.
     fn step(&mut self, batch: &Batch, lr: &mut f64, epoch_start: Instant, seconds_before: f64) -> Result<()> {
         let (epoch, b_idx) = (self.state.epoch, self.state.batch);
-        let cfg = &self.cfg;
         let bs = batch.labels.size()[0];
-        tch::manual_seed(derive_seed(cfg.seed, &[0xD0, epoch as u64, b_idx as u64]) as i64);
-        let logits = self.model.forward_t(&batch.images, true);
-        let loss = logits.cross_entropy_for_logits(&batch.labels);
-        let loss_value = f64::try_from(&loss).unwrap_or(f64::NAN);
-        if !loss_value.is_finite() {
-            return Err(Error::Diverged(format!(
-                "epoch {} batch {}: the training loss is {loss_value} (lr {lr:.4e}). The run stopped without writing anything; \
-                 its last good checkpoint {} is intact. Lower --lr, or resume from that checkpoint.",
-                epoch + 1,
-                b_idx + 1,
-                if self.run.last().exists() { self.run.last().display().to_string() } else { "(none yet)".into() }
-            )));
-        }
-        let (share, group_end) = accumulation_share(b_idx, cfg.accum_steps, cfg.batch_size, self.train_indices.len());
-        (&loss * share).backward();
-        let correct = f64::try_from(logits.argmax(-1, false).eq_tensor(&batch.labels).sum(Kind::Float)).unwrap_or(0.0);
+        let (share, group_end) =
+            accumulation_share(b_idx, self.cfg.accum_steps, self.cfg.batch_size, self.epoch_examples);
+        let (loss_value, correct) = self.forward_backward(batch, share, *lr)?;
+        let cfg = &self.cfg;
         let state = &mut self.state;
         state.loss_sum += loss_value * bs as f64;
         state.correct += correct;
@@ -366,11 +369,70 @@ impl Trainer {
         Ok(())
     }
 
+    /// The forward and backward passes of one mini-batch, sliced into `micro_batch` images (the found
+    /// size, else the configured one, else the whole batch), with its dropout RNG seeded from (seed,
+    /// epoch, batch). On CUDA a pass that runs out of memory is undone (BN running statistics and
+    /// gradients restored), the slice size halved, kept for the rest of the run, and the batch redone.
+    fn forward_backward(&mut self, batch: &Batch, share: f64, lr: f64) -> Result<(f64, f64)> {
+        let (epoch, b_idx) = (self.state.epoch, self.state.batch);
+        let bs = batch.labels.size()[0] as usize;
+        let mut snapshot = self.device.is_cuda().then(|| {
+            let buffers = self.model.named_variables().into_iter().filter(|(_, t)| !t.requires_grad()).map(|(_, t)| t);
+            let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p.shallow_clone()));
+            StepSnapshot::take(buffers.collect(), params.collect(), b_idx % self.cfg.accum_steps != 0)
+        });
+        loop {
+            let micro = self.state.micro_batch.or(self.cfg.micro_batch).unwrap_or(bs).min(bs);
+            tch::manual_seed(derive_seed(self.cfg.seed, &[0xD0, epoch as u64, b_idx as u64]) as i64);
+            let model = &self.model;
+            let failure = match micro_batch::forward_backward(
+                &|x| model.forward_t(x, true),
+                &batch.images,
+                &batch.labels,
+                micro,
+                share,
+            ) {
+                Ok(done) => return Ok(done),
+                Err(e) => e,
+            };
+            match (failure, snapshot.as_mut(), micro_batch::halve(micro)) {
+                (StepError::OutOfMemory(_), Some(s), Some(smaller)) => {
+                    s.restore();
+                    self.state.micro_batch = Some(smaller);
+                    self.hooks.observer.message(&format!(
+                        "epoch {} batch {}: out of memory with micro-batches of {micro}; retrying with {smaller}",
+                        epoch + 1,
+                        b_idx + 1
+                    ));
+                }
+                (StepError::OutOfMemory(message), ..) => {
+                    return Err(Error::OutOfMemory(format!(
+                        "epoch {} batch {}: {} with micro-batches of {micro} images ({message}). Use a smaller --batch-size or --micro-batch.",
+                        epoch + 1,
+                        b_idx + 1,
+                        if self.device.is_cuda() { "out of device memory" } else { "out of memory" }
+                    )))
+                }
+                (StepError::Diverged(loss), ..) => {
+                    return Err(Error::Diverged(format!(
+                        "epoch {} batch {}: the training loss is {loss} (lr {lr:.4e}). The run stopped without writing anything; \
+                         its last good checkpoint {} is intact. Lower --lr, or resume from that checkpoint.",
+                        epoch + 1,
+                        b_idx + 1,
+                        if self.run.last().exists() { self.run.last().display().to_string() } else { "(none yet)".into() }
+                    )))
+                }
+                (StepError::Torch(e), ..) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Validation, the log row, the best and last checkpoints of the epoch just trained.
     fn finish_epoch(&mut self) -> Result<(EpochRow, EvalResult)> {
         let epoch = self.state.epoch;
         let lr_epoch = self.schedule.lr(self.cfg.lr, self.position(epoch, 1));
-        let val = evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.device)?;
+        let val =
+            evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.cfg.limit_val_batches, self.device)?;
         let state = &mut self.state;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
@@ -397,6 +459,7 @@ impl Trainer {
             row.best_val_top1, state.best_epoch, row.epoch_seconds, row.images_per_second
         );
         self.hooks.observer.message(&line);
+        self.hooks.observer.epoch_logged(&row);
         // Row first, then checkpoint: a crash in between leaves a row the resume cuts off again.
         self.log.append(&row)?;
         let finished = TrainState {
@@ -405,6 +468,7 @@ impl Trainer {
             optimizer_steps: state.optimizer_steps,
             best_val_top1: state.best_val_top1,
             best_epoch: state.best_epoch,
+            micro_batch: state.micro_batch,
             ..Default::default()
         };
         if improved {
@@ -462,7 +526,7 @@ pub fn train(cfg: TrainConfig, opts: &StartOptions, hooks: Hooks) -> Result<Trai
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Tensor;
+    use tch::{Kind, Tensor};
 
     #[test]
     fn accumulation_shares_follow_example_counts() {

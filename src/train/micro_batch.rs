@@ -1,0 +1,234 @@
+//! Micro-batches: one mini-batch's forward and backward in slices, for batches that do not fit in
+//! memory (the VGG sweep's original splits batches by a memory estimate, vgg_features.md §4; here the
+//! split is `--micro-batch N`, or found on CUDA by halving after an out-of-memory error).
+//!
+//! Slice k of n_k images contributes its mean loss weighted by n_k / n, so the gradients add up to the
+//! whole mini-batch's mean-loss gradient (up to float rounding) and the optimizer still steps once per
+//! mini-batch with the schedule's lr for it. Not equal by construction: BatchNorm normalises each
+//! slice with the slice's own statistics (and updates its running statistics once per slice), and
+//! dropout masks are drawn per slice.
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use tch::{Kind, TchError, Tensor};
+
+/// Why a mini-batch's forward/backward did not complete.
+#[derive(Debug)]
+pub enum StepError {
+    /// The device (or host) ran out of memory; the message is libtorch's.
+    OutOfMemory(String),
+    /// The loss of a slice was NaN or infinite (its value).
+    Diverged(f64),
+    Torch(TchError),
+}
+
+/// Whether a libtorch error message reports an allocation failure (CUDA's caching allocator, or the
+/// CPU allocator).
+pub fn is_out_of_memory(message: &str) -> bool {
+    message.contains("out of memory") || message.contains("can't allocate memory")
+}
+
+/// The text of a panic payload (tch's non-fallible functions panic with the libtorch error).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// The next micro-batch size to try after `size` ran out of memory; `None` when one image did.
+pub fn halve(size: usize) -> Option<usize> {
+    (size > 1).then_some(size / 2)
+}
+
+/// Forward, loss and backward of the mini-batch (`images`, `labels`) in slices of at most `micro`
+/// images, each slice's mean loss scaled by its share of the mini-batch and by `weight` (the
+/// mini-batch's share of its accumulation group). Gradients accumulate into the parameters' `.grad`.
+/// Returns the mini-batch's mean loss and its number of correct top-1 predictions.
+///
+/// An out-of-memory failure in the forward pass (a panic inside tch) or the backward pass is returned
+/// as [`StepError::OutOfMemory`]; any other panic continues unwinding. After an error the slices
+/// already done have added to `.grad`: the caller restores a [`StepSnapshot`] before retrying.
+pub fn forward_backward(
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    images: &Tensor,
+    labels: &Tensor,
+    micro: usize,
+    weight: f64,
+) -> Result<(f64, f64), StepError> {
+    let n = labels.size()[0];
+    let micro = (micro as i64).clamp(1, n.max(1));
+    let (mut loss, mut correct, mut start) = (0.0, 0.0, 0);
+    while start < n {
+        let len = micro.min(n - start);
+        let whole = len == n;
+        let (x, y) = if whole {
+            (images.shallow_clone(), labels.shallow_clone())
+        } else {
+            (images.narrow(0, start, len), labels.narrow(0, start, len))
+        };
+        let slice = catch_unwind(AssertUnwindSafe(|| {
+            let logits = forward(&x);
+            let slice_loss = logits.cross_entropy_for_logits(&y);
+            let value = f64::try_from(&slice_loss).unwrap_or(f64::NAN);
+            let hits = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Float)).unwrap_or(0.0);
+            (slice_loss, value, hits)
+        }));
+        let (slice_loss, value, hits) = slice.map_err(out_of_memory_or_resume)?;
+        if !value.is_finite() {
+            return Err(StepError::Diverged(value));
+        }
+        // A whole batch keeps the exact arithmetic of an unsliced step.
+        let share = if whole { 1.0 } else { len as f64 / n as f64 };
+        (&slice_loss * (if whole { weight } else { share * weight })).f_backward().map_err(|e| {
+            let message = e.to_string();
+            if is_out_of_memory(&message) {
+                StepError::OutOfMemory(message)
+            } else {
+                StepError::Torch(e)
+            }
+        })?;
+        loss += value * share;
+        correct += hits;
+        start += len;
+    }
+    Ok((loss, correct))
+}
+
+/// An out-of-memory panic as an error; any other panic goes on unwinding.
+fn out_of_memory_or_resume(payload: Box<dyn Any + Send>) -> StepError {
+    let message = panic_message(payload.as_ref());
+    if is_out_of_memory(&message) {
+        StepError::OutOfMemory(message)
+    } else {
+        std::panic::resume_unwind(payload)
+    }
+}
+
+/// What a failed mini-batch may have changed, saved before it: the buffers a forward pass updates
+/// (BatchNorm running statistics) and the gradients. Gradients are copied only inside an
+/// accumulation group (`keep_grads`); at a group's start they are zero, and restoring zeroes them.
+pub struct StepSnapshot {
+    buffers: Vec<(Tensor, Tensor)>,
+    grads: Vec<(Tensor, Option<Tensor>)>,
+}
+
+impl StepSnapshot {
+    pub fn take(buffers: Vec<Tensor>, params: Vec<Tensor>, keep_grads: bool) -> StepSnapshot {
+        tch::no_grad(|| StepSnapshot {
+            buffers: buffers.into_iter().map(|b| (b.copy(), b)).collect(),
+            grads: params
+                .into_iter()
+                .map(|p| {
+                    let g = p.grad();
+                    let saved = (keep_grads && g.defined()).then(|| g.copy());
+                    (p, saved)
+                })
+                .collect(),
+        })
+    }
+
+    /// Puts the buffers and gradients back as they were when the snapshot was taken.
+    pub fn restore(&mut self) {
+        tch::no_grad(|| {
+            for (saved, live) in &mut self.buffers {
+                live.copy_(saved);
+            }
+            for (p, saved) in &self.grads {
+                let mut g = p.grad();
+                if g.defined() {
+                    match saved {
+                        Some(s) => g.copy_(s),
+                        None => {
+                            let _ = g.zero_();
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// A two-layer perceptron without BatchNorm or dropout (so slicing changes nothing but rounding),
+    /// in f32 like the models.
+    fn mlp() -> (Tensor, Tensor, Tensor, Tensor) {
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        let w1 = Tensor::randn([6, 5], opts).set_requires_grad(true);
+        let w2 = Tensor::randn([5, 3], opts).set_requires_grad(true);
+        let x = Tensor::randn([11, 6], opts);
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]);
+        (w1, w2, x, y)
+    }
+
+    fn grads(ws: &[&Tensor]) -> Vec<Tensor> {
+        ws.iter().map(|w| w.grad().copy()).collect()
+    }
+
+    #[test]
+    fn micro_batches_give_the_whole_batch_gradient_loss_and_hits() {
+        let (w1, w2, x, y) = mlp();
+        let forward = |x: &Tensor| x.mm(&w1).tanh().mm(&w2);
+        let whole = forward_backward(&forward, &x, &y, 11, 0.5).unwrap();
+        let want = grads(&[&w1, &w2]);
+        // The unsliced path is the plain step: loss value and gradient bit for bit.
+        let reference_loss = f64::try_from(forward(&x).cross_entropy_for_logits(&y)).unwrap();
+        assert_eq!(whole.0, reference_loss);
+        for micro in [1, 3, 4, 10] {
+            for w in [&w1, &w2] {
+                let _ = w.grad().zero_();
+            }
+            let sliced = forward_backward(&forward, &x, &y, micro, 0.5).unwrap();
+            assert!((sliced.0 - whole.0).abs() < 1e-6, "micro {micro}: loss {} vs {}", sliced.0, whole.0);
+            assert_eq!(sliced.1, whole.1);
+            for (g, w) in grads(&[&w1, &w2]).iter().zip(&want) {
+                assert!(g.allclose(w, 1e-5, 1e-6, false), "micro {micro}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_out_of_memory_panic_is_an_error_and_the_snapshot_undoes_the_slices_done() {
+        let (w1, w2, x, y) = mlp();
+        let bn_stat = Tensor::zeros([3], (Kind::Float, Device::Cpu));
+        // Fails on slices of 3 images, after "updating a running statistic" (as BatchNorm would).
+        let forward = |x: &Tensor| {
+            let _ = tch::no_grad(|| bn_stat.shallow_clone().g_add_scalar_(1.0));
+            assert!(x.size()[0] != 3, "CUDA out of memory. Tried to allocate 2.00 GiB");
+            x.mm(&w1).tanh().mm(&w2)
+        };
+        forward_backward(&forward, &x.narrow(0, 0, 4), &y.narrow(0, 0, 4), 4, 1.0).unwrap();
+        let before = grads(&[&w1, &w2]);
+        let params = vec![w1.shallow_clone(), w2.shallow_clone()];
+        let mut snapshot = StepSnapshot::take(vec![bn_stat.shallow_clone()], params, true);
+        // The next mini-batch of 7: its slice of 4 adds to the gradients, its slice of 3 fails.
+        let e = forward_backward(&forward, &x.narrow(0, 4, 7), &y.narrow(0, 4, 7), 4, 1.0).unwrap_err();
+        assert!(matches!(&e, StepError::OutOfMemory(m) if m.contains("Tried to allocate")), "{e:?}");
+        assert_eq!(Vec::<f64>::try_from(&bn_stat).unwrap(), vec![3.0; 3]);
+        snapshot.restore();
+        assert_eq!(Vec::<f64>::try_from(&bn_stat).unwrap(), vec![1.0; 3]);
+        for (g, b) in grads(&[&w1, &w2]).iter().zip(&before) {
+            assert!(g.equal(b));
+        }
+        // At a group's start the restore zeroes the gradients.
+        StepSnapshot::take(vec![], vec![w1.shallow_clone()], false).restore();
+        assert_eq!(f64::try_from(w1.grad().abs().sum(Kind::Float)).unwrap(), 0.0);
+        assert_eq!((halve(128), halve(3), halve(1)), (Some(64), Some(1), None));
+    }
+
+    #[test]
+    fn other_panics_keep_unwinding_and_nan_is_divergence() {
+        let (w1, _, x, y) = mlp();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _ = forward_backward(&|_: &Tensor| panic!("shape mismatch"), &x, &y, 4, 1.0);
+        }));
+        assert_eq!(panic_message(r.unwrap_err().as_ref()), "shape mismatch");
+        let nan = |x: &Tensor| x.mm(&w1).narrow(1, 0, 3) * f64::NAN;
+        assert!(matches!(forward_backward(&nan, &x, &y, 11, 1.0), Err(StepError::Diverged(v)) if v.is_nan()));
+    }
+}
