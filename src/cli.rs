@@ -35,6 +35,66 @@ pub enum Command {
         #[command(subcommand)]
         target: VisualizeTarget,
     },
+    /// Many runs that differ in a few settings, one run directory each, resumable and shardable (Slurm arrays).
+    Sweep {
+        #[command(subcommand)]
+        target: SweepTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepTarget {
+    /// A Cartesian grid over a recipe: one run per combination of the --set values.
+    Grid(Box<GridSweepArgs>),
+    /// Merge a sharded sweep's results into results.csv (ordered by id), reporting missing, failed and duplicate points.
+    Collect {
+        /// The sweep directory.
+        sweep_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GridSweepArgs {
+    /// A swept setting and its values, key=v1,v2,… (repeat for more keys; their product is swept).
+    #[arg(long = "set", required = true, value_name = "KEY=VALUES")]
+    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub sweep: SweepRunArgs,
+}
+
+/// What every sweep that trains takes: where it lives, which shard runs, and the training flags the
+/// points share.
+#[derive(Debug, Args)]
+pub struct SweepRunArgs {
+    /// A recipe: a JSON file, or the name of one in configs/ (e.g. swrn28-10-6_cifar10); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The sweep directory (default: sweeps/<sweep name>); re-running the same command there continues the sweep.
+    #[arg(long)]
+    pub sweep_dir: Option<PathBuf>,
+    /// Run shard i of n (0-based, e.g. 2/8), balanced by estimated cost; default: the Slurm array task, else all.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Train failed points again (from their last checkpoint).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Checkpoints a done point keeps.
+    #[arg(long, value_enum, default_value_t)]
+    pub keep_checkpoints: crate::sweep::runner::KeepCheckpoints,
+    /// Mini-batches between progress lines when stdout is not a terminal.
+    #[arg(long)]
+    pub log_interval: Option<usize>,
+    /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
+    #[arg(long)]
+    pub checkpoint_interval: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -373,37 +433,68 @@ fn schedule_overrides(s: Option<&str>) -> Result<serde_json::Value> {
 
 fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     match config {
-        Some(p) => Ok((TrainConfig::read_file(p)?, p.display().to_string())),
+        Some(p) => {
+            let path = TrainConfig::find_recipe(p)?;
+            Ok((TrainConfig::read_file(&path)?, path.display().to_string()))
+        }
         None => Ok((serde_json::Value::Null, "command line".into())),
     }
+}
+
+/// The training settings given as flags (model, data, recipe, run, and the run-level `extra`).
+fn setting_flags(
+    model: &ModelArgs,
+    data: &DataArgs,
+    recipe: &RecipeArgs,
+    run: &RunArgs,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value> {
+    Ok(overrides(&[
+        to_json(model)?,
+        to_json(data)?,
+        to_json(recipe)?,
+        schedule_overrides(recipe.schedule.as_deref())?,
+        if recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
+        to_json(run)?,
+        serde_json::Value::Object(extra),
+    ]))
+}
+
+/// The optional run-level flags as settings.
+fn run_level(pairs: &[(&str, Option<serde_json::Value>)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs.iter().filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v))).collect()
 }
 
 /// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
 pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     let (base, source) = load_base(a.config.as_ref())?;
-    let mut run_extra = serde_json::Map::new();
-    if let Some(j) = &a.job_id {
-        run_extra.insert("job_id".into(), j.clone().into());
-    }
-    if let Some(d) = &a.runs_dir {
-        run_extra.insert("runs_dir".into(), d.display().to_string().into());
-    }
-    if let Some(n) = a.log_interval {
-        run_extra.insert("log_interval".into(), n.into());
-    }
-    if let Some(n) = a.checkpoint_interval {
-        run_extra.insert("checkpoint_interval".into(), n.into());
-    }
-    let o = overrides(&[
-        to_json(&a.model)?,
-        to_json(&a.data)?,
-        to_json(&a.recipe)?,
-        schedule_overrides(a.recipe.schedule.as_deref())?,
-        if a.recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
-        to_json(&a.run)?,
-        serde_json::Value::Object(run_extra),
+    let extra = run_level(&[
+        ("job_id", a.job_id.clone().map(Into::into)),
+        ("runs_dir", a.runs_dir.as_ref().map(|d| d.display().to_string().into())),
+        ("log_interval", a.log_interval.map(Into::into)),
+        ("checkpoint_interval", a.checkpoint_interval.map(Into::into)),
     ]);
+    let o = setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)?;
     Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
+}
+
+/// A sweep's shared settings: its recipe file's object with the flags over it, and where they came from.
+pub fn sweep_settings(a: &SweepRunArgs) -> Result<(serde_json::Map<String, serde_json::Value>, String)> {
+    let (base, source) = load_base(a.config.as_ref())?;
+    let extra = run_level(&[
+        ("log_interval", a.log_interval.map(Into::into)),
+        ("checkpoint_interval", a.checkpoint_interval.map(Into::into)),
+    ]);
+    let flags = setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)?;
+    let mut settings = match base {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => serde_json::Map::new(),
+        _ => return Err(input_err!("{source}: a config file must hold one JSON object of settings.")),
+    };
+    if let serde_json::Value::Object(f) = flags {
+        settings.extend(f);
+    }
+    Ok((settings, source))
 }
 
 /// Evaluate's overrides of the run configuration.

@@ -191,6 +191,25 @@ impl TrainConfig {
         Ok(keys)
     }
 
+    /// The recipe file `arg` names: the file itself, else `configs/<arg>.json` in the current directory,
+    /// else in the source tree convtrain was built from.
+    pub fn find_recipe(arg: &Path) -> Result<PathBuf> {
+        if arg.is_file() || arg.extension().is_some() || arg.components().count() > 1 {
+            return Ok(arg.to_path_buf());
+        }
+        let file = format!("{}.json", arg.display());
+        let candidates =
+            [Path::new("configs").join(&file), Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(&file)];
+        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+            input_err!(
+                "--config {}: no such file, and no recipe of that name in {} or {}.",
+                arg.display(),
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+    }
+
     /// Reads a config file (JSON object).
     pub fn read_file(path: &Path) -> Result<serde_json::Value> {
         let text = std::fs::read_to_string(path).at(path)?;

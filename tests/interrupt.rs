@@ -116,7 +116,3 @@ fn sigkill_at_random_moments_then_resume_gives_a_clean_log() {
         assert!(!name.ends_with(".tmp"), "{name}");
     }
 }
-
-fn send_signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
-}

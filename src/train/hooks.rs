@@ -10,6 +10,10 @@ use std::sync::Arc;
 pub trait Observer {
     /// A line about the run (start-up facts, epoch summaries, the final result).
     fn message(&mut self, line: &str);
+    /// Something the user should see even from a quiet run (an out-of-memory retry).
+    fn warning(&mut self, line: &str) {
+        self.message(line)
+    }
     /// An epoch of `batches` mini-batches begins (`epoch` 0-based of `epochs`).
     fn epoch_started(&mut self, epoch: usize, epochs: usize, batches: usize);
     /// After mini-batch `done` (1-based) of the epoch, with the epoch's running numbers.

@@ -10,7 +10,7 @@ pub const HEADER: &str =
     "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,best_val_top1,epoch_seconds,images_per_second";
 
 /// One epoch's numbers (accuracies in percent).
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct EpochRow {
     /// 1-based number of the finished epoch.
     pub epoch: usize,

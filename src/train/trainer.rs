@@ -399,7 +399,7 @@ impl Trainer {
                 (StepError::OutOfMemory(_), Some(s), Some(smaller)) => {
                     s.restore();
                     self.state.micro_batch = Some(smaller);
-                    self.hooks.observer.message(&format!(
+                    self.hooks.observer.warning(&format!(
                         "epoch {} batch {}: out of memory with micro-batches of {micro}; retrying with {smaller}",
                         epoch + 1,
                         b_idx + 1

@@ -135,6 +135,11 @@ pub fn tiny_cifar_args<'a>(job: &'a str, epochs: &'a str) -> Vec<&'a str> {
     a
 }
 
+/// Sends `sig` (a name such as INT, TERM or KILL) to process `pid`.
+pub fn send_signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+}
+
 /// The tensors of a safetensors checkpoint as (name, raw bytes), sorted; metadata (which names the
 /// run) left out, so two runs' weights compare bit for bit.
 pub fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
