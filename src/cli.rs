@@ -110,6 +110,14 @@ pub enum VisualizeTarget {
     },
     /// Which pixels survive checkered subsampling (the checkered-CNN repository's visualize.py pictures).
     Checkered(CheckeredPatternArgs),
+    /// A sweep's results as the paper's figures (PNG) and an interactive explorer.html.
+    Sweep {
+        /// A sweep directory (its results.csv) or a results CSV.
+        sweep: PathBuf,
+        /// Output directory (default: the sweep directory, or the CSV's).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// SWRN layer-similarity matrices per stage (PNG heat-maps + CSV), from a run or checkpoint.
     Lsm {
         /// A run directory (best checkpoint, else last) or a checkpoint file.

@@ -32,6 +32,21 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        VisualizeTarget::Sweep { sweep, out_dir } => {
+            let table = visualize::sweep::SweepTable::read(&sweep)?;
+            let dir = out_dir.unwrap_or_else(|| {
+                if sweep.is_dir() {
+                    sweep.clone()
+                } else {
+                    sweep.parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+                }
+            });
+            let title = format!("sweep {}", sweep.display());
+            for f in visualize::sweep::write_sweep_pictures(&table, &title, &dir)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         VisualizeTarget::Lsm { checkpoint, out_dir } => {
             let path = checkpoint::resolve(&checkpoint, "best")?;
             let ck = checkpoint::load(&path)?;

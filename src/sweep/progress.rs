@@ -75,14 +75,17 @@ impl SweepProgress {
         }
     }
 
+    /// Seconds left: the work left (the running point's `running_done` deducted) at the rate measured
+    /// over `elapsed` seconds; `None` before any work.
+    fn eta(&self, running_done: f64, elapsed: f64) -> Option<f64> {
+        let rate = self.session_work / elapsed.max(1e-9);
+        (rate > 0.0).then(|| (self.remaining_work - running_done).max(0.0) / rate)
+    }
+
     /// Done points, failures, speed and the ETA, given the work `running_done` of the running point.
     fn status(&self, running_done: f64) -> String {
-        let rate = self.session_work / self.session_start.elapsed().as_secs_f64().max(1e-9);
-        let eta = if rate > 0.0 {
-            format_duration((self.remaining_work - running_done).max(0.0) / rate)
-        } else {
-            "--".into()
-        };
+        let eta =
+            self.eta(running_done, self.session_start.elapsed().as_secs_f64()).map_or("--".into(), format_duration);
         let failed = if self.failed > 0 { format!(", {} failed", self.failed) } else { String::new() };
         format!("({} of {} done{failed}) | {:.0} img/s | ETA {eta}", self.done, self.points, self.images_per_second)
     }
@@ -244,11 +247,9 @@ mod tests {
         obs.batch_done(5, 1.0, 10.0, 0.1, 5.0);
         // Half of point a (cost 100) is trained in this process.
         assert!((sweep.borrow().session_work - 50.0).abs() < 1e-9);
-        // Left: 50 of a and 200 of the others, i.e. five times the work done so far.
+        // Left: 50 of a and 200 of the others, five times the work done so far.
         let s = sweep.borrow();
-        let rate = s.session_work / s.session_start.elapsed().as_secs_f64();
-        let left = s.remaining_work - 50.0;
-        assert!((left / rate / s.session_start.elapsed().as_secs_f64() - 5.0).abs() < 1e-6);
+        assert_eq!(s.eta(50.0, 2.0), Some(10.0));
         assert!(s.status(50.0).contains("(0 of 3 done)") && s.status(50.0).contains("5 img/s"));
     }
 }

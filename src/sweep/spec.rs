@@ -263,7 +263,7 @@ mod tests {
         let e = spec(0.1, &[0, 2]).establish(d.path()).unwrap_err().to_string();
         assert!(e.contains(r#"point 2: 002_seed=1 {"seed":1} there, 002_seed=2 {"seed":2} here"#), "{e}");
         let e = spec(0.1, &[0]).establish(d.path()).unwrap_err().to_string();
-        assert!(e.contains("2 points there, 1 points here"), "{e}");
+        assert!(e.contains("2 points there, 1 here"), "{e}");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temporary file is left");
     }
 

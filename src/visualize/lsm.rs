@@ -2,7 +2,7 @@
 //! template bank, S_ij = |⟨α_i, α_j⟩| / (‖α_i‖·‖α_j‖), the absolute cosine similarity of their
 //! coefficient vectors, one matrix per sharing group (a stage of SWRN), layers in depth order
 //! (spec/swrn.md §6, "Visualisations"). Layers with S_ij ≈ 1 use the same kernel up to scale.
-use super::{draw_err, register_font};
+use super::{draw_err, register_font, viridis};
 use crate::error::{IoContext, Result};
 use crate::input_err;
 use crate::models::swrn::stage_coefficients;
@@ -84,27 +84,6 @@ pub fn write_lsm_csv(groups: &[LsmGroup], path: &Path) -> Result<()> {
         Ok(())
     };
     write().map_err(|e| input_err!("{}: could not write the LSM table: {e}", path.display()))
-}
-
-/// matplotlib's viridis colour map sampled at 8 evenly spaced points, linearly interpolated; `v` is
-/// clamped to [0, 1].
-fn viridis(v: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 8] = [
-        (68.0, 1.0, 84.0),
-        (70.0, 50.0, 127.0),
-        (54.0, 92.0, 141.0),
-        (39.0, 127.0, 143.0),
-        (31.0, 162.0, 136.0),
-        (74.0, 194.0, 110.0),
-        (160.0, 219.0, 57.0),
-        (254.0, 232.0, 37.0),
-    ];
-    let x = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
-    let t = x - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    let mix = |p: f64, q: f64| (p + (q - p) * t).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// Pixel geometry of the figure, derived from the largest group.
