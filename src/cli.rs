@@ -486,23 +486,24 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
 }
 
-/// A sweep's shared settings: its recipe file's object with the flags over it, and where they came from.
-pub fn sweep_settings(a: &SweepRunArgs) -> Result<(serde_json::Map<String, serde_json::Value>, String)> {
+/// A sweep's shared settings: its recipe file's object, and the flags (which override it).
+pub fn sweep_settings(
+    a: &SweepRunArgs,
+) -> Result<(serde_json::Map<String, serde_json::Value>, serde_json::Map<String, serde_json::Value>)> {
     let (base, source) = load_base(a.config.as_ref())?;
     let extra = run_level(&[
         ("log_interval", a.log_interval.map(Into::into)),
         ("checkpoint_interval", a.checkpoint_interval.map(Into::into)),
     ]);
-    let flags = setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)?;
-    let mut settings = match base {
+    let recipe = match base {
         serde_json::Value::Object(m) => m,
         serde_json::Value::Null => serde_json::Map::new(),
         _ => return Err(input_err!("{source}: a config file must hold one JSON object of settings.")),
     };
-    if let serde_json::Value::Object(f) = flags {
-        settings.extend(f);
+    match setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)? {
+        serde_json::Value::Object(flags) => Ok((recipe, flags)),
+        _ => Ok((recipe, serde_json::Map::new())),
     }
-    Ok((settings, source))
 }
 
 /// Evaluate's overrides of the run configuration.

@@ -26,6 +26,9 @@ fn out_of_range_settings_are_refused() {
         ("--cutout", "-3"),
         ("--batch-size", "0"),
         ("--accum-steps", "0"),
+        ("--micro-batch", "0"),
+        ("--limit-train-batches", "0"),
+        ("--limit-val-batches", "0"),
         ("--val-split", "1"),
     ] {
         let arg = format!("{flag}={value}");

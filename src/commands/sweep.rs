@@ -24,14 +24,17 @@ pub fn run(target: SweepTarget) -> Result<()> {
 }
 
 fn grid(a: &GridSweepArgs) -> Result<()> {
-    let (settings, _) = cli::sweep_settings(&a.sweep)?;
+    let (mut settings, flags) = cli::sweep_settings(&a.sweep)?;
     let axes = a.sets.iter().map(|s| parse_axis(s)).collect::<Result<Vec<_>>>()?;
-    if let Some(axis) = axes.iter().find(|x| settings.contains_key(&x.key)) {
+    if let Some(axis) = axes.iter().find(|x| flags.contains_key(&x.key)) {
         return Err(input_err!(
             "--set {}: the setting is also given as a flag; sweep it with --set or fix it with the flag, not both.",
             axis.key
         ));
     }
+    // The swept values replace the recipe's.
+    settings.retain(|k, _| !axes.iter().any(|x| &x.key == k));
+    settings.extend(flags);
     let points = grid_points(&axes)?;
     let (settings, runtime) = split_settings(settings)?;
     let spec = SweepSpec {

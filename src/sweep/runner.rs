@@ -62,7 +62,7 @@ pub struct ShardSummary {
 }
 
 /// The points of `shard`, in id order.
-pub fn shard_points<'a>(spec: &'a SweepSpec, shard: Shard) -> Vec<&'a Point> {
+pub fn shard_points(spec: &SweepSpec, shard: Shard) -> Vec<&Point> {
     let costs: Vec<f64> = spec.points.iter().map(|p| p.cost).collect();
     let owner = assign(&costs, shard.count);
     let mut points: Vec<&Point> =
