@@ -93,6 +93,10 @@ pub struct ExportArgs {
     /// Output naming: pytorch (the original code's state_dict names) or convtrain.
     #[arg(long, value_enum)]
     pub format: Option<crate::models::export::ExportFormat>,
+    /// With --format pytorch: an alternative naming some architectures offer (DenseNet-BC:
+    /// `torchvision` writes `norm1`/`conv1` instead of the checkered authors' `norm.1`/`conv.1`).
+    #[arg(long, requires = "format")]
+    pub naming: Option<String>,
     /// A run directory (its best checkpoint) or a checkpoint file.
     pub checkpoint: PathBuf,
     /// The safetensors file to write.

@@ -16,7 +16,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     } else {
         let format =
             a.format.ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
-        let n = export::export(&a.checkpoint, &a.out, format)?;
+        let n = export::export(&a.checkpoint, &a.out, format, a.naming.as_deref())?;
         println!("wrote {} ({n} tensors)", a.out.display());
     }
     Ok(())

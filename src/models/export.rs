@@ -1,6 +1,6 @@
 //! `convtrain export`: rewrites a checkpoint for other code — as the original PyTorch model's
 //! `state_dict()` (`--format pytorch`), or folded into a plain architecture (`--materialize`, SWRN → WRN).
-use super::{find, ModelConfig};
+use super::{find, ExportRequest, ModelConfig};
 use crate::checkpoint;
 use crate::error::{to_json, Result};
 use crate::input_err;
@@ -27,7 +27,8 @@ fn open(src: &Path) -> Result<(checkpoint::Checkpoint, ModelConfig)> {
 }
 
 /// Writes the checkpoint's model in `format` to `out`; returns the number of tensors written.
-pub fn export(src: &Path, out: &Path, format: ExportFormat) -> Result<usize> {
+/// `naming` picks an alternative naming scheme the architecture offers (`--naming`).
+pub fn export(src: &Path, out: &Path, format: ExportFormat, naming: Option<&str>) -> Result<usize> {
     let (ck, mc) = open(src)?;
     let arch = find(&mc.arch)?;
     let named: Vec<_> = ck.model_tensors();
@@ -36,9 +37,12 @@ pub fn export(src: &Path, out: &Path, format: ExportFormat) -> Result<usize> {
         ExportFormat::Pytorch => {
             meta.insert("format".to_string(), "pytorch-state-dict".to_string());
             meta.insert("arch".to_string(), mc.arch.clone());
-            (arch.export)(&named)
+            (arch.export)(&named, &ExportRequest { config: &mc, naming })?
         }
         ExportFormat::Convtrain => {
+            if let Some(n) = naming {
+                return Err(input_err!("--naming {n}: only --format pytorch has alternative namings."));
+            }
             meta = ck.metadata.clone();
             meta.remove("train_state");
             named

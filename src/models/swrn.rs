@@ -24,7 +24,10 @@ pub const ARCHS: &[Arch] = &[Arch {
     no_decay: &["coefficients"],
     // The authors' state_dict names (with or without `module.`, duplicated bank keys) load directly.
     import: |named| Ok(from_pytorch_names(named)),
-    export: |named| to_pytorch_names(named, PytorchExport::default()),
+    export: |named, request| {
+        request.original_names_only()?;
+        Ok(to_pytorch_names(named, PytorchExport::default()))
+    },
     materialize: Some(materialize_config),
     ..Arch::new(
         "swrn",
