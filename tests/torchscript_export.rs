@@ -41,7 +41,11 @@ fn check(dir: &Path, ck: &Path, x: &Tensor, batch: &str) {
     let theirs = Tensor::read_safetensors(dir.join("y.safetensors")).unwrap().remove(0).1;
     let ours = logits(ck, x);
     let diff = f64::try_from((&theirs - &ours).abs().max()).unwrap();
-    assert!(diff <= 1e-5 * f64::try_from(ours.abs().max()).unwrap().max(1.0), "{} logits differ by {diff}", ck.display());
+    assert!(
+        diff <= 1e-5 * f64::try_from(ours.abs().max()).unwrap().max(1.0),
+        "{} logits differ by {diff}",
+        ck.display()
+    );
 }
 
 #[test]

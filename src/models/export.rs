@@ -3,7 +3,7 @@
 //! folded into a plain architecture (`--materialize`, SWRN → WRN).
 use super::{find, ExportRequest, Model, ModelConfig};
 use crate::checkpoint;
-use crate::error::{to_json, Result};
+use crate::error::Result;
 use crate::{input_err, internal_err};
 use std::collections::HashMap;
 use std::path::Path;
@@ -101,11 +101,13 @@ pub fn materialize(src: &Path, out: &Path) -> Result<ModelConfig> {
     })?;
     let named: Vec<_> = ck.model_tensors();
     let (plain, tensors) = fold(&named, &mc)?;
+    // The plain model, built and loaded, checks the fold and describes itself (its own count).
+    let model = Model::build(&plain, tch::Device::Cpu)?;
+    model.load_named(&tensors, out, Some(&mc.arch))?;
     let mut meta = ck.metadata.clone();
     meta.remove("train_state");
-    meta.insert("arch".into(), plain.arch.clone());
-    meta.insert("model_config".into(), to_json(&plain, "the plain model's configuration")?);
+    meta.extend(model.metadata()?);
     meta.insert("materialized_from".into(), mc.arch.clone());
-    checkpoint::save(out, &tensors, meta)?;
+    checkpoint::save(out, &model.named_variables(), meta)?;
     Ok(plain)
 }
