@@ -332,8 +332,12 @@ pub struct EvaluateArgs {
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
+    /// A recipe (JSON object of settings); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Print the summary as JSON (architecture, input, layers, totals, weight-decay groups).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]

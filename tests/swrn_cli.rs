@@ -132,3 +132,16 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     wrong.extend(["--init-from", "wrn.safetensors", "--job-id", "s3"]);
     assert_input_error(&run(d.path(), &wrong), &["wrn.safetensors", "bank_1.templates", "'wrn'"]);
 }
+
+#[test]
+fn summary_json_has_the_counts_layers_and_groups() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["summary", "--arch", "wrn", "--depth", "28", "--width", "10", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["arch"], "wrn");
+    assert_eq!(v["summary"]["total_params"], 36_479_194);
+    assert_eq!(v["model"]["depth"], 28);
+    assert!(v["summary"]["rows"].as_array().unwrap().len() > 50);
+    assert_eq!(v["summary"]["groups"].as_array().unwrap().len(), 2);
+}
