@@ -66,9 +66,6 @@ pub struct GridSweepArgs {
 /// points share.
 #[derive(Debug, Args)]
 pub struct SweepRunArgs {
-    /// A recipe: a JSON file, or the name of one in configs/ (e.g. swrn28-10-6_cifar10); flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// The sweep directory (default: sweeps/<sweep name>); re-running the same command there continues the sweep.
     #[arg(long)]
     pub sweep_dir: Option<PathBuf>,
@@ -81,7 +78,17 @@ pub struct SweepRunArgs {
     /// Checkpoints a done point keeps.
     #[arg(long, value_enum, default_value_t)]
     pub keep_checkpoints: crate::sweep::runner::KeepCheckpoints,
-    /// Mini-batches between progress lines when stdout is not a terminal.
+    #[command(flatten)]
+    pub training: TrainingFlags,
+}
+
+/// The training settings `train` and `sweep` take: a recipe file and the flags over it.
+#[derive(Debug, Args)]
+pub struct TrainingFlags {
+    /// A recipe (JSON object of settings; a file, or the name of one in configs/); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Steps between progress lines when stdout is not a terminal.
     #[arg(long)]
     pub log_interval: Option<usize>,
     /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
@@ -353,9 +360,6 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// A recipe (JSON object of settings); flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Continue a run: its directory, or `auto` with --job-id.
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -371,20 +375,8 @@ pub struct TrainArgs {
     /// Where run directories go (default runs).
     #[arg(long)]
     pub runs_dir: Option<PathBuf>,
-    /// Steps between progress lines when stdout is not a terminal.
-    #[arg(long)]
-    pub log_interval: Option<usize>,
-    /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
-    #[arg(long)]
-    pub checkpoint_interval: Option<usize>,
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub recipe: RecipeArgs,
-    #[command(flatten)]
-    pub run: RunArgs,
+    pub training: TrainingFlags,
 }
 
 #[derive(Debug, Args)]
@@ -461,40 +453,35 @@ fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     }
 }
 
-/// The training settings given as flags (model, data, recipe, run, and the run-level `extra`).
+/// The training settings given as flags, with the run-level `extra` ones.
 fn setting_flags(
-    model: &ModelArgs,
-    data: &DataArgs,
-    recipe: &RecipeArgs,
-    run: &RunArgs,
-    extra: serde_json::Map<String, serde_json::Value>,
+    t: &TrainingFlags,
+    mut extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value> {
+    let intervals = [("log_interval", t.log_interval), ("checkpoint_interval", t.checkpoint_interval)];
+    extra.extend(intervals.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v.into()))));
     Ok(overrides(&[
-        to_json(model)?,
-        to_json(data)?,
-        to_json(recipe)?,
-        schedule_overrides(recipe.schedule.as_deref())?,
-        if recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
-        to_json(run)?,
+        to_json(&t.model)?,
+        to_json(&t.data)?,
+        to_json(&t.recipe)?,
+        schedule_overrides(t.recipe.schedule.as_deref())?,
+        if t.recipe.no_aug { serde_json::json!({"augment": [], "cutout": 0}) } else { serde_json::json!({}) },
+        to_json(&t.run)?,
         serde_json::Value::Object(extra),
     ]))
 }
 
-/// The optional run-level flags as settings.
-fn run_level(pairs: &[(&str, Option<serde_json::Value>)]) -> serde_json::Map<String, serde_json::Value> {
-    pairs.iter().filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v))).collect()
-}
-
 /// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
 pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
-    let (base, source) = load_base(a.config.as_ref())?;
-    let extra = run_level(&[
-        ("job_id", a.job_id.clone().map(Into::into)),
-        ("runs_dir", a.runs_dir.as_ref().map(|d| d.display().to_string().into())),
-        ("log_interval", a.log_interval.map(Into::into)),
-        ("checkpoint_interval", a.checkpoint_interval.map(Into::into)),
-    ]);
-    let o = setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)?;
+    let (base, source) = load_base(a.training.config.as_ref())?;
+    let mut extra = serde_json::Map::new();
+    if let Some(j) = &a.job_id {
+        extra.insert("job_id".into(), j.clone().into());
+    }
+    if let Some(d) = &a.runs_dir {
+        extra.insert("runs_dir".into(), d.display().to_string().into());
+    }
+    let o = setting_flags(&a.training, extra)?;
     Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
 }
 
@@ -502,17 +489,13 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
 pub fn sweep_settings(
     a: &SweepRunArgs,
 ) -> Result<(serde_json::Map<String, serde_json::Value>, serde_json::Map<String, serde_json::Value>)> {
-    let (base, source) = load_base(a.config.as_ref())?;
-    let extra = run_level(&[
-        ("log_interval", a.log_interval.map(Into::into)),
-        ("checkpoint_interval", a.checkpoint_interval.map(Into::into)),
-    ]);
+    let (base, source) = load_base(a.training.config.as_ref())?;
     let recipe = match base {
         serde_json::Value::Object(m) => m,
         serde_json::Value::Null => serde_json::Map::new(),
         _ => return Err(input_err!("{source}: a config file must hold one JSON object of settings.")),
     };
-    match setting_flags(&a.model, &a.data, &a.recipe, &a.run, extra)? {
+    match setting_flags(&a.training, serde_json::Map::new())? {
         serde_json::Value::Object(flags) => Ok((recipe, flags)),
         _ => Ok((recipe, serde_json::Map::new())),
     }

@@ -84,3 +84,16 @@ pub fn to_json_pretty<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Re
 pub fn to_json_value<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| internal_err!("cannot serialise {what}: {e}"))
 }
+
+/// The value in the JSON file `path`, `None` when there is no such file; text that does not parse is
+/// the error `corrupt` makes of the parser's.
+pub fn read_json_if_present<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    corrupt: impl FnOnce(serde_json::Error) -> Error,
+) -> Result<Option<T>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).at(path)?;
+    serde_json::from_str(&text).map(Some).map_err(corrupt)
+}

@@ -43,7 +43,7 @@ fn grid(a: &GridSweepArgs) -> Result<()> {
         label_columns: axes.iter().map(|x| x.key.clone()).collect(),
         points,
     };
-    let name = match &a.sweep.config {
+    let name = match &a.sweep.training.config {
         Some(c) => format!("grid-{}", c.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()),
         None => "grid".into(),
     };
@@ -80,7 +80,7 @@ fn execute(
         runtime,
         retry_failed: a.retry_failed,
         keep: a.keep_checkpoints,
-        log_interval: a.log_interval.unwrap_or(TrainConfig::default().log_interval),
+        log_interval: a.training.log_interval.unwrap_or(TrainConfig::default().log_interval),
     };
     let s = run_shard(&spec, &opts, stop_rules, &interrupt)?;
     println!(

@@ -3,7 +3,7 @@
 //! the point's own, then convtrain's.
 use super::spec::{Point, SweepSpec};
 use crate::checkpoint::write_atomic;
-use crate::error::{to_json_pretty, IoContext, Result};
+use crate::error::{read_json_if_present, to_json_pretty, IoContext, Result};
 use crate::input_err;
 use crate::train::log::EpochRow;
 use serde::{Deserialize, Serialize};
@@ -54,11 +54,7 @@ impl PointResult {
     /// The result in `run_dir`, if the point is done.
     pub fn read(run_dir: &Path) -> Result<Option<PointResult>> {
         let path = run_dir.join(RESULT_FILE);
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).at(&path)?;
-        serde_json::from_str(&text).map(Some).map_err(|e| {
+        read_json_if_present(&path, |e| {
             input_err!("{}: corrupt point result ({e}); delete it to train the point again.", path.display())
         })
     }

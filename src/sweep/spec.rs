@@ -2,7 +2,7 @@
 //! settings it changes, its descriptive columns and its estimated cost. The first process to start a
 //! sweep writes it; every later one (a re-run, another shard) must describe the same sweep.
 use crate::config::TrainConfig;
-use crate::error::{to_json_pretty, IoContext, Result};
+use crate::error::{read_json_if_present, to_json_pretty, IoContext, Result};
 use crate::input_err;
 use crate::models::summary::summarize;
 use crate::train::setup::setup_data;
@@ -129,11 +129,7 @@ impl SweepSpec {
     /// Reads `<dir>/sweep.json`, if there is one.
     pub fn read(dir: &Path) -> Result<Option<SweepSpec>> {
         let path = dir.join(SPEC_FILE);
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).at(&path)?;
-        serde_json::from_str(&text).map(Some).map_err(|e| {
+        read_json_if_present(&path, |e| {
             input_err!(
                 "{}: not a convtrain sweep description ({e}); is {} a sweep directory?",
                 path.display(),
