@@ -97,3 +97,19 @@ pub fn read_json_if_present<T: serde::de::DeserializeOwned>(
     let text = std::fs::read_to_string(path).at(path)?;
     serde_json::from_str(&text).map(Some).map_err(corrupt)
 }
+
+/// Whether a libtorch error message reports a failed allocation (CUDA's caching allocator or the CPU's).
+pub fn is_out_of_memory(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("can't allocate memory") || m.contains("out of memory") || m.contains("cannot allocate memory")
+}
+
+/// The message of a panic payload (a `String` or `&str`; anything else has none). tch's non-fallible
+/// calls panic with the libtorch error.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}

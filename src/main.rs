@@ -1,7 +1,7 @@
 //! The `convtrain` binary: parses the command line and maps errors to one paragraph and an exit code.
 use clap::Parser;
 use convtrain::cli::Cli;
-use convtrain::train::micro_batch::{is_out_of_memory, panic_message};
+use convtrain::error::{is_out_of_memory, panic_message};
 use convtrain::Error;
 
 fn main() {

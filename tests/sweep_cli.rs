@@ -160,11 +160,11 @@ fn killed_at_random_moments_then_resumed_equals_one_uninterrupted_sweep_and_so_d
             send_signal(child.id(), signal);
         }
         let out = child.wait_with_output().unwrap();
-        // An interrupt checkpoints and exits 130 (SIGTERM too where the trainer handles it; a signal that
-        // came before the handler was installed, or SIGKILL, ends the process at once).
+        // An interrupt checkpoints and exits 128 + the signal (SIGTERM too where the trainer handles it);
+        // a signal that came before the handler was installed, or SIGKILL, ends the process at once.
         let err = String::from_utf8_lossy(&out.stderr);
         match out.status.code() {
-            Some(130) => assert!(err.contains("re-run the same command"), "{err}"),
+            Some(130 | 143) => assert!(err.contains("re-run the same command"), "{err}"),
             Some(0) | None => {}
             Some(code) => panic!("{signal}: exit {code}: {err}"),
         }
@@ -273,7 +273,7 @@ fn the_slurm_script_submits_an_array_and_a_collect_job_and_its_tasks_requeue_on_
     assert!(wrap.contains("sweep collect"), "{wrap}");
 
     // The array's two tasks, as Slurm starts them; the first is stopped by the time-limit signal once.
-    for (task, rc) in [("0", Some("130")), ("0", None), ("1", None)] {
+    for (task, rc) in [("0", Some("138")), ("0", None), ("1", None)] {
         let mut envs = vec![
             ("SLURM_JOB_ID", "2000"),
             ("SLURM_ARRAY_JOB_ID", "1001"),

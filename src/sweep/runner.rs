@@ -6,10 +6,9 @@ use super::results::{best_index, record, write_csv, PointResult, Status, RESULT_
 use super::shard::{assign, Shard};
 use super::spec::{Point, SweepSpec};
 use crate::config::TrainConfig;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{is_out_of_memory, panic_message, Error, IoContext, Result};
 use crate::train::hooks::{Hooks, Interrupt, StopRule};
 use crate::train::log::read_rows;
-use crate::train::micro_batch::{is_out_of_memory, panic_message};
 use crate::train::run_dir::{RunDir, StartOptions};
 use crate::train::trainer;
 use serde_json::{Map, Value};

@@ -7,6 +7,7 @@
 //! mini-batch with the schedule's lr for it. Not equal by construction: BatchNorm normalises each
 //! slice with the slice's own statistics (and updates its running statistics once per slice), and
 //! dropout masks are drawn per slice.
+use crate::error::{is_out_of_memory, panic_message};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tch::{Kind, TchError, Tensor};
@@ -19,21 +20,6 @@ pub enum StepError {
     /// The loss of a slice was NaN or infinite (its value).
     Diverged(f64),
     Torch(TchError),
-}
-
-/// Whether a libtorch error message reports an allocation failure (CUDA's caching allocator, or the
-/// CPU allocator).
-pub fn is_out_of_memory(message: &str) -> bool {
-    message.contains("out of memory") || message.contains("can't allocate memory")
-}
-
-/// The text of a panic payload (tch's non-fallible functions panic with the libtorch error).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 /// The next micro-batch size to try after `size` ran out of memory; `None` when one image did.
