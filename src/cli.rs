@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         target: SweepTarget,
     },
+    /// Print a shell completion script: `convtrain completions bash > ~/.local/share/bash-completion/completions/convtrain`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
