@@ -27,8 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(dir);
 
     tch::manual_seed(0);
-    let mut cfg = ModelConfig::new("vgg-features", classes, 3, 32);
-    cfg.options.insert("widths".into(), serde_json::json!(widths));
+    let cfg = ModelConfig::new("vgg-features", classes, 3, 32).with_option("widths", widths.clone());
     let model = Model::build(&cfg, Device::Cpu)?;
     tch::no_grad(|| {
         // BN running statistics from a few training-mode passes; γ, β and the output bias moved away

@@ -49,7 +49,8 @@ fn vgg_features_matches_an_independent_pytorch_vgg() {
 
 #[test]
 fn vgg_feature_variants_match_an_independent_numpy_generator() {
-    use convtrain::models::vgg_features::{trainable_parameters, variants, VggSettings, WeightInit};
+    use convtrain::models::layers::Grid;
+    use convtrain::models::vgg_features::{trainable_parameters, variants, VggSettings, WeightInit, DEFAULT_BN_EPS};
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for (depth, classes) in [(10, 10), (13, 100), (16, 10), (19, 10), (22, 100)] {
         let o = Command::new(python())
@@ -60,8 +61,14 @@ fn vgg_feature_variants_match_an_independent_numpy_generator() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let theirs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
         let ours = variants(depth, classes, 32).unwrap();
-        let settings =
-            VggSettings { in_channels: 3, num_classes: classes, image_size: 32, weight_init: WeightInit::KaimingNormal, bn_eps: 1e-4 };
+        let settings = VggSettings {
+            in_channels: 3,
+            num_classes: classes,
+            image_size: 32,
+            weight_init: WeightInit::KaimingNormal,
+            bn_eps: DEFAULT_BN_EPS,
+            grid: Grid::Dense,
+        };
         assert_eq!(ours.len(), theirs.len(), "depth {depth}");
         for (v, t) in ours.iter().zip(&theirs) {
             let trainable = trainable_parameters(&v.widths, &settings);

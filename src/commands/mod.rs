@@ -4,6 +4,7 @@ pub mod evaluate;
 pub mod export;
 pub mod info;
 pub mod summary;
+pub mod sweep;
 pub mod train;
 pub mod visualize;
 
@@ -22,5 +23,6 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Export(a) => export::run(&a),
         Command::Visualize { target } => visualize::run(target),
+        Command::Sweep { sweep } => sweep::run(sweep),
     }
 }

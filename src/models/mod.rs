@@ -101,6 +101,7 @@ impl ModelConfig {
 options::family_options! {
     swrn: swrn::SwrnOptions,
     checkered: checkered::CheckeredOptions,
+    vgg_features: vgg_features::VggFeaturesOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.

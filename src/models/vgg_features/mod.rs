@@ -35,8 +35,9 @@ pub mod variants;
 
 pub use variants::{base_widths, csv_parameters, layers_per_block, variant, variants, Variant};
 
-use super::layers::{max_pool2d, path_name, BatchNorm, Conv2d, ConvSpec, Linear};
-use super::{Arch, ModelConfig};
+use super::layers::{path_name, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
+use super::options::Validate;
+use super::{Arch, ModelConfig, NamedTensors};
 use crate::error::Result;
 use crate::input_err;
 use serde::{Deserialize, Serialize};
@@ -44,15 +45,53 @@ use tch::nn::{self, Init, Module, ModuleT};
 use tch::Tensor;
 
 pub const ARCHS: &[Arch] = &[Arch {
-    name: "vgg-features",
-    family: "vgg_features",
-    about: "VGG of the layer-wise feature-amount sweep: --variant N of --vgg-depth D, or any --widths",
-    build: build_vgg_features,
-    no_decay: &[],
-    import: super::same_names,
-    export: super::torch_state_dict,
-    materialize: None,
+    import: from_pytorch_names,
+    defaults: recipe,
+    ..Arch::new(
+        "vgg-features",
+        "vgg_features",
+        "VGG of the layer-wise feature-amount sweep: --variant N of --vgg-depth D, or any --widths",
+        build_vgg_features,
+    )
 }];
+
+/// The authors' `state_dict()` keys are this model's names; a DataParallel `module.` prefix (the
+/// original wraps the model in `nn.DataParallel`) is dropped. `num_batches_tracked` is ignored on load.
+fn from_pytorch_names(named: NamedTensors) -> Result<NamedTensors> {
+    Ok(named.into_iter().map(|(n, t)| (n.strip_prefix("module.").map(str::to_string).unwrap_or(n), t)).collect())
+}
+
+/// The sweep's recipe for `dataset` (vgg_features.md §3; see the module documentation). MNIST-type
+/// data is bilinearly resized to 32×32 and repeated to 3 channels; mean 0 / std 1 leaves the raw [0,1]
+/// pixels, the original's default.
+fn recipe(dataset: &str) -> serde_json::Value {
+    let grey = matches!(dataset, "mnist" | "fashion-mnist" | "kmnist");
+    let mut r = serde_json::json!({
+        "epochs": 150,
+        "batch_size": 128,
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": false,
+        "dampening": 0.0,
+        "weight_decay": 5e-4,
+        "no_decay": [],
+        "no_decay_1d": false,
+        "schedule": "sgdr",
+        "sgdr_t0": 10,
+        "sgdr_t_mult": 2,
+        "lr_min": 1e-5,
+        "cutout": 0,
+        "val_split": 0.0,
+        "augment": if grey { serde_json::json!([]) } else { serde_json::json!(["crop:4", "flip"]) },
+        "mean": [0.0],
+        "std": [1.0],
+    });
+    if grey {
+        r["resize"] = 32.into();
+        r["gray_to_rgb"] = true.into();
+    }
+    r
+}
 
 /// The original's default `--vgg-depth` (VGG-D).
 pub const DEFAULT_VGG_DEPTH: usize = 16;
@@ -96,11 +135,49 @@ pub struct VggFeaturesOptions {
     pub bn_eps: Option<f64>,
 }
 
+impl Validate for VggFeaturesOptions {
+    fn validate(&self) -> Result<()> {
+        if let Some(d) = self.vgg_depth {
+            layers_per_block(d)?;
+        }
+        if self.variant == Some(0) {
+            return Err(input_err!("--variant: variants are numbered from 1 (`convtrain sweep vgg-features --list`)."));
+        }
+        if let Some(widths) = &self.widths {
+            check_widths(widths)?;
+        }
+        if let Some(name) = &self.weight_init {
+            WeightInit::parse(name)?;
+        }
+        bn_eps(self)?;
+        Ok(())
+    }
+}
+
+/// `--widths` must hold D − 1 positive widths for a valid depth D.
+fn check_widths(widths: &[i64]) -> Result<usize> {
+    let per_block = layers_per_block(widths.len() + 1).map_err(|_| {
+        input_err!(
+            "--widths: expected vgg_depth − 1 widths (the convs, then the two hidden FC layers) for a depth D \
+             with (D − 7) divisible by 3 (9, 12, 15, 18, … widths), got {}.",
+            widths.len()
+        )
+    })?;
+    match widths.iter().find(|&&w| w < 1) {
+        Some(w) => Err(input_err!("--widths: every width must be at least 1, got {w}.")),
+        None => Ok(per_block),
+    }
+}
+
+fn bn_eps(o: &VggFeaturesOptions) -> Result<f64> {
+    match o.bn_eps.unwrap_or(DEFAULT_BN_EPS) {
+        eps if eps.is_finite() && eps >= 0.0 => Ok(eps),
+        eps => Err(input_err!("--bn-eps: must be a finite number ≥ 0 (0: no BatchNorm), got {eps}.")),
+    }
+}
+
 /// The widths and settings `cfg` and its options describe; every inconsistency is an input error.
 pub fn resolve(cfg: &ModelConfig, o: &VggFeaturesOptions) -> Result<(Vec<i64>, VggSettings)> {
-    if cfg.checkered {
-        return Err(input_err!("--checkered: vgg-features has no checkered version."));
-    }
     if cfg.depth.is_some() || cfg.width.is_some() {
         return Err(input_err!("--depth/--width: vgg-features takes --vgg-depth and --variant or --widths instead."));
     }
@@ -121,10 +198,7 @@ pub fn resolve(cfg: &ModelConfig, o: &VggFeaturesOptions) -> Result<(Vec<i64>, V
         },
         (None, None) => base_widths(o.vgg_depth.unwrap_or(DEFAULT_VGG_DEPTH), cfg.image_size)?,
     };
-    let bn_eps = o.bn_eps.unwrap_or(DEFAULT_BN_EPS);
-    if !(bn_eps.is_finite() && bn_eps >= 0.0) {
-        return Err(input_err!("--bn-eps: must be a finite number ≥ 0 (0: no BatchNorm), got {bn_eps}."));
-    }
+    let bn_eps = bn_eps(o)?;
     let weight_init = WeightInit::parse(o.weight_init.as_deref().unwrap_or("kaiming-normal"))?;
     let settings = VggSettings {
         in_channels: cfg.in_channels,
@@ -132,6 +206,7 @@ pub fn resolve(cfg: &ModelConfig, o: &VggFeaturesOptions) -> Result<(Vec<i64>, V
         image_size: cfg.image_size,
         weight_init,
         bn_eps,
+        grid: cfg.grid()?,
     };
     Ok((widths, settings))
 }
@@ -196,6 +271,8 @@ pub struct VggSettings {
     pub weight_init: WeightInit,
     /// BatchNorm epsilon; 0 builds the network without BN, as the original's `-bn 0` (§2.9).
     pub bn_eps: f64,
+    /// Dense, or checkered (checkered.md §3: the same variables on submap stacks; not in the sweep).
+    pub grid: Grid,
 }
 
 /// One conv (or hidden linear) layer with its optional batch norm; ReLU follows.
@@ -219,6 +296,7 @@ impl<L: Module> Layer<L> {
 /// The sweep's VGG (see the module documentation).
 #[derive(Debug)]
 pub struct VggFeatures {
+    grid: Grid,
     /// Five blocks of conv layers, each with the name of the pool that closes it.
     blocks: Vec<(Vec<Layer<Conv2d>>, String)>,
     hidden: Vec<Layer<Linear>>,
@@ -228,16 +306,7 @@ pub struct VggFeatures {
 impl VggFeatures {
     /// The network for `widths` (every conv, then the two hidden FC layers; `vgg_depth − 1` entries).
     pub fn new(root: &nn::Path, widths: &[i64], s: &VggSettings) -> Result<VggFeatures> {
-        let per_block = layers_per_block(widths.len() + 1).map_err(|_| {
-            input_err!(
-                "--widths: expected vgg_depth − 1 widths (the convs, then the two hidden FC layers) for a depth \
-                 D with (D − 7) divisible by 3 (9, 12, 15, 18, … widths), got {}.",
-                widths.len()
-            )
-        })?;
-        if let Some(w) = widths.iter().find(|&&w| w < 1) {
-            return Err(input_err!("--widths: every width must be at least 1, got {w}."));
-        }
+        let per_block = check_widths(widths)?;
         let final_side = s.image_size >> 5;
         if final_side < 1 {
             return Err(input_err!(
@@ -255,7 +324,7 @@ impl VggFeatures {
             for l in 1..=count {
                 let p = &block / format!("conv_layer{l}") / "convlayer";
                 let cout = widths[next];
-                let spec = ConvSpec::new(3).padding(1).init(s.weight_init.init(9 * cin, 9 * cout));
+                let spec = ConvSpec::new(3).padding(1).init(s.weight_init.init(9 * cin, 9 * cout)).grid(s.grid);
                 let conv = Conv2d::new(&(&p / format!("conv{l}")), cin, cout, spec);
                 layers.push(Layer { weight: conv, bn: bn(&(&p / format!("bn{l}")), cout) });
                 (cin, next) = (cout, next + 1);
@@ -274,20 +343,20 @@ impl VggFeatures {
         }
         let init = s.weight_init.init(fan_in, s.num_classes);
         let output = Linear::new(&(&fc_block / "final_layer"), fan_in, s.num_classes, init, Some(Init::Const(0.0)));
-        Ok(VggFeatures { blocks, hidden, output })
+        Ok(VggFeatures { grid: s.grid, blocks, hidden, output })
     }
 }
 
 impl ModuleT for VggFeatures {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.shallow_clone();
+        let mut y = self.grid.input(x);
         for (layers, pool) in &self.blocks {
             for layer in layers {
                 y = layer.forward_t(&y, train);
             }
-            y = max_pool2d(pool, &y, 2, 2, 0);
+            y = self.grid.max_pool2d(pool, &y, 2, 2, 0);
         }
-        y = y.flatten(1, -1);
+        y = self.grid.merge_submaps(&y).flatten(1, -1);
         for layer in &self.hidden {
             y = layer.forward_t(&y, train);
         }
@@ -318,7 +387,7 @@ pub fn trainable_parameters(widths: &[i64], s: &VggSettings) -> i64 {
 }
 
 fn build_vgg_features(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
-    let (widths, settings) = resolve(cfg, &VggFeaturesOptions::default())?; // REBASE: cfg.options()?
+    let (widths, settings) = resolve(cfg, &cfg.options()?)?;
     Ok(Box::new(VggFeatures::new(root, &widths, &settings)?))
 }
 
@@ -326,6 +395,7 @@ fn build_vgg_features(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Modu
 mod tests {
     use super::*;
     use crate::models::layers::trace_forward;
+    use crate::models::Model;
     use std::collections::HashMap;
     use tch::{Device, Kind};
 
@@ -336,6 +406,7 @@ mod tests {
             image_size: 32,
             weight_init: WeightInit::KaimingNormal,
             bn_eps: DEFAULT_BN_EPS,
+            grid: Grid::Dense,
         }
     }
 
@@ -442,6 +513,24 @@ mod tests {
     }
 
     #[test]
+    fn builds_from_its_options_and_as_a_checkered_cnn() {
+        let cfg = ModelConfig::new("vgg-features", 10, 3, 32).with_option("vgg_depth", 10).with_option("variant", 1);
+        let m = Model::build(&cfg, Device::Cpu).unwrap();
+        let v = &variants(10, 10, 32).unwrap()[0];
+        assert_eq!(m.num_parameters(), trainable_parameters(&v.widths, &settings(10)));
+        let widths = vec![4, 4, 5, 5, 6, 6, 6, 3, 3];
+        let dense = ModelConfig::new("vgg-features", 10, 3, 32).with_option("widths", widths);
+        let checkered = ModelConfig { checkered: true, ..dense.clone() };
+        let (dense, checkered) =
+            (Model::build(&dense, Device::Cpu).unwrap(), Model::build(&checkered, Device::Cpu).unwrap());
+        assert_eq!(dense.num_parameters(), checkered.num_parameters());
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let (y, trace) = trace_forward(|| tch::no_grad(|| checkered.forward_t(&x, false)));
+        assert_eq!(y.size(), [2, 10]);
+        assert_eq!(trace.iter().find(|t| t.name == "features.block5.block.mp").unwrap().shape, [2, 6, 32, 1, 1]);
+    }
+
+    #[test]
     fn bad_options_are_input_errors() {
         let cfg = ModelConfig::new("vgg-features", 10, 3, 32);
         let opts = |o: VggFeaturesOptions| resolve(&cfg, &o).map(|(w, _)| w);
@@ -474,8 +563,6 @@ mod tests {
             &VggSettings { image_size: 28, ..settings(10) },
         );
         assert!(small.unwrap_err().to_string().contains("--resize 32"));
-        let checkered = ModelConfig { checkered: true, ..cfg.clone() };
-        assert!(resolve(&checkered, &VggFeaturesOptions::default()).is_err());
         assert_eq!(abort_threshold(10), 20.0);
         assert_eq!(abort_threshold(100), 2.0);
     }
