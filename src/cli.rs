@@ -203,6 +203,10 @@ pub struct RecipeArgs {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
+    /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

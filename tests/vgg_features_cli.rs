@@ -69,8 +69,8 @@ fn mnist_run_gets_the_sweep_recipe_and_its_export_loads_back() {
     for (key, want) in [
         ("resize", serde_json::json!(32)),
         ("gray_to_rgb", true.into()),
-        ("mean", serde_json::json!([0.0])),
-        ("std", serde_json::json!([1.0])),
+        ("normalize_data", false.into()),
+        ("mean", serde_json::json!([0.1307])),
         ("augment", serde_json::json!([])),
         ("val_split", 0.0.into()),
         ("lr", 0.01.into()),
@@ -85,6 +85,10 @@ fn mnist_run_gets_the_sweep_recipe_and_its_export_loads_back() {
     ] {
         assert_eq!(c[key], want, "{key} in {c}");
     }
+    assert_eq!(
+        (&cfg["dataset"]["mean"], &cfg["dataset"]["std"]),
+        (&serde_json::json!([0.0]), &serde_json::json!([1.0]))
+    );
 
     let p = run(d.path(), &["export", "--format", "pytorch", "runs/v", "pt.safetensors"]);
     assert!(p.status.success(), "{}", stderr(&p));
