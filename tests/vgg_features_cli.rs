@@ -143,3 +143,27 @@ fn bad_model_options_are_input_errors() {
     let small = ["train", "--arch", "vgg-features", "--dataset", "mnist", "--data-dir", "none", "--resize", "16"];
     assert_input_error(&run(d.path(), &small), &["32×32", "--resize 32"]);
 }
+
+#[test]
+fn recipes_are_the_architecture_defaults_and_give_the_section_3_3_schedule() {
+    use convtrain::config::TrainConfig;
+    use convtrain::train::schedule::Position;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dataset in ["cifar10", "mnist", "fashion-mnist"] {
+        let path = root.join(format!("configs/vgg-features_{dataset}.json"));
+        let from_file =
+            TrainConfig::resolve(TrainConfig::read_file(&path).unwrap(), serde_json::json!({}), "f").unwrap();
+        let flags = serde_json::json!({"arch": "vgg-features", "dataset": dataset, "vgg_depth": 16});
+        let from_arch = TrainConfig::resolve(serde_json::Value::Null, flags, "flags").unwrap();
+        assert_eq!(from_file, from_arch, "{dataset}");
+        // vgg_features.md §3.3's lr table to its 4-6 digits (CIFAR-10: 391 batches, denominator 390).
+        let schedule = from_arch.schedule().unwrap();
+        for (epoch, batch, want) in
+            [(0, 1, 0.01), (5, 1, 0.00500098), (9, 390, 1e-5), (10, 2, 0.01), (29, 1, 7.118e-5), (149, 391, 1e-5)]
+        {
+            let pos = Position { epoch, batch, batches_per_epoch: 391, full_batches_per_epoch: 390, total_epochs: 150 };
+            let lr = schedule.lr(from_arch.lr, pos);
+            assert!((lr - want).abs() < 1e-4 * want, "{dataset} epoch {epoch} batch {batch}: {lr}");
+        }
+    }
+}

@@ -7,7 +7,6 @@ use crate::input_err;
 use crate::models::vgg_features::{self, Variant, VggFeaturesOptions};
 use crate::train::setup::input_geometry;
 use serde::Serialize;
-use std::fmt::Write;
 
 pub fn run(target: SweepTarget) -> Result<()> {
     match target {
@@ -59,26 +58,23 @@ fn vgg_features_sweep(a: &VggFeaturesSweepArgs) -> Result<()> {
     Ok(())
 }
 
-fn joined(widths: &[i64], separator: &str) -> String {
-    widths.iter().map(i64::to_string).collect::<Vec<_>>().join(separator)
+impl Listed<'_> {
+    /// id, ξ, ω, α, parameters, trainable and the widths joined by `separator`.
+    fn cells(&self, separator: &str) -> [String; 7] {
+        let v = self.variant;
+        let widths = v.widths.iter().map(i64::to_string).collect::<Vec<_>>().join(separator);
+        let shape = [v.xi, v.omega, v.alpha].map(|x| format!("{x:.1}"));
+        let [xi, omega, alpha] = shape;
+        [v.id.to_string(), xi, omega, alpha, v.parameters.to_string(), self.trainable.to_string(), widths]
+    }
 }
 
 /// `id,xi,omega,alpha,parameters,trainable,widths`, the widths space separated.
 fn csv(listed: &[Listed]) -> String {
     let mut s = String::from("id,xi,omega,alpha,parameters,trainable,widths\n");
     for l in listed {
-        let v = l.variant;
-        let _ = writeln!(
-            s,
-            "{},{:.1},{:.1},{:.1},{},{},{}",
-            v.id,
-            v.xi,
-            v.omega,
-            v.alpha,
-            v.parameters,
-            l.trainable,
-            joined(&v.widths, " ")
-        );
+        s += &l.cells(" ").join(",");
+        s.push('\n');
     }
     s
 }
@@ -89,27 +85,19 @@ fn json(listed: &[Listed]) -> Result<String> {
     Ok(format!("[\n  {}\n]\n", lines.join(",\n  ")))
 }
 
+/// Right-aligned columns, the widths last.
 fn table(title: &str, listed: &[Listed]) -> String {
+    const COLUMNS: [usize; 6] = [4, 5, 5, 6, 11, 11];
+    let line = |cells: &[String]| {
+        let numbers: Vec<String> = COLUMNS.iter().zip(cells).map(|(w, c)| format!("{c:>w$}")).collect();
+        format!("{}  {}\n", numbers.join(" "), cells[6])
+    };
     let mut s = format!("{title}\n");
     s += "parameters: the original CSV's count (weights only, §2.5); trainable: this network's (BN and bias too)\n\n";
-    let _ = writeln!(
-        s,
-        "{:>4} {:>5} {:>5} {:>6} {:>11} {:>11}  widths (convs, fc1, fc2)",
-        "id", "ξ", "ω", "α", "parameters", "trainable"
-    );
+    let header = ["id", "ξ", "ω", "α", "parameters", "trainable", "widths (convs, fc1, fc2)"];
+    s += &line(&header.map(String::from));
     for l in listed {
-        let v = l.variant;
-        let _ = writeln!(
-            s,
-            "{:>4} {:>5.1} {:>5.1} {:>6.1} {:>11} {:>11}  {}",
-            v.id,
-            v.xi,
-            v.omega,
-            v.alpha,
-            v.parameters,
-            l.trainable,
-            joined(&v.widths, ",")
-        );
+        s += &line(&l.cells(","));
     }
     s
 }
