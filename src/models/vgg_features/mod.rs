@@ -517,7 +517,9 @@ mod tests {
         let (vs, net) = build(&[2, 2, 2, 2, 2, 2, 2, 2, 2], &settings(2));
         let v = vs.variables();
         // Running variance 1e-4 on conv1_1: eps 1e-4 halves y²; eps 1e-5 would nearly not change it.
-        tch::no_grad(|| v["features.block1.block.conv_layer1.convlayer.bn1.running_var"].shallow_clone().fill_(1e-4));
+        let _ = tch::no_grad(|| {
+            v["features.block1.block.conv_layer1.convlayer.bn1.running_var"].shallow_clone().fill_(1e-4)
+        });
         let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
         let weight = &v["features.block1.block.conv_layer1.convlayer.conv1.weight"];
         let conv = x.conv2d(weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);

@@ -44,7 +44,7 @@ pub struct Variant {
 /// Layers per block in blocks 3 to 5 for `vgg_depth` (`L = (D − 7)/3`, §2.8): depths 10, 13, 16, 19, …
 /// (VGG-B is 13, VGG-D 16, VGG-E 19; VGG-A cannot be expressed).
 pub fn layers_per_block(vgg_depth: usize) -> Result<usize> {
-    if vgg_depth < 10 || (vgg_depth - 7) % 3 != 0 {
+    if vgg_depth < 10 || !(vgg_depth - 7).is_multiple_of(3) {
         return Err(input_err!(
             "--vgg-depth: expected a depth D with (D − 7) divisible by 3 and D ≥ 10 (10, 13, 16, 19, 22, …; \
              16 is VGG-D, 19 VGG-E), got {vgg_depth}."
@@ -59,8 +59,8 @@ pub fn base_widths(vgg_depth: usize, patch_size: i64) -> Result<Vec<i64>> {
     let l = layers_per_block(vgg_depth)?;
     let classifier = if patch_size > 100 { 4096 } else { 512 };
     let mut widths = vec![64, 64, 128, 128];
-    widths.extend(std::iter::repeat(256).take(l));
-    widths.extend(std::iter::repeat(512).take(2 * l));
+    widths.extend(std::iter::repeat_n(256, l));
+    widths.extend(std::iter::repeat_n(512, 2 * l));
     widths.extend([classifier, classifier]);
     Ok(widths)
 }
