@@ -40,6 +40,40 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// A paper's architecture sweep: its variants (`--list`).
+    Sweep {
+        #[command(subcommand)]
+        sweep: SweepTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepTarget {
+    /// The layer-wise feature-amount sweep of VGG variants (vgg_features.md §2): --list prints them.
+    VggFeatures(VggFeaturesSweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VggFeaturesSweepArgs {
+    /// Print the variants (id, ξ, ω, α, widths, parameter counts).
+    #[arg(long)]
+    pub list: bool,
+    /// VGG depth D = 3L + 7 (10, 13, 16, 19, …; default 16, VGG-D).
+    #[arg(long)]
+    pub vgg_depth: Option<usize>,
+    /// Output of --list: an aligned table, CSV or JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// How `sweep … --list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +216,10 @@ pub struct RecipeArgs {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
+    /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,6 +456,16 @@ pub fn evaluate_overrides(a: &EvaluateArgs) -> Result<serde_json::Value> {
         extra.insert("eval_batch_size".into(), b.into());
     }
     Ok(overrides(&[to_json(&a.model)?, to_json(&a.data)?, to_json(&a.run)?, serde_json::Value::Object(extra)]))
+}
+
+/// The `vgg-features` configuration a sweep listing describes: the architecture's recipe for the
+/// dataset, at `--vgg-depth`.
+pub fn vgg_features_sweep_config(a: &VggFeaturesSweepArgs) -> Result<TrainConfig> {
+    let mut o = serde_json::json!({ "arch": "vgg-features" });
+    if let Some(d) = a.vgg_depth {
+        o["vgg_depth"] = d.into();
+    }
+    TrainConfig::resolve(serde_json::Value::Null, overrides(&[o, to_json(&a.data)?]), "command line")
 }
 
 /// Summary's configuration.

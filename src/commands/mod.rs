@@ -4,6 +4,7 @@ pub mod evaluate;
 pub mod export;
 pub mod info;
 pub mod summary;
+pub mod sweep;
 pub mod train;
 pub mod visualize;
 
@@ -27,5 +28,6 @@ pub fn run(command: Command) -> Result<()> {
             clap_complete::generate(shell, &mut cmd, "convtrain", &mut std::io::stdout());
             Ok(())
         }
+        Command::Sweep { sweep } => sweep::run(sweep),
     }
 }

@@ -13,6 +13,7 @@ pub mod soft_sharing;
 pub mod summary;
 pub mod swrn;
 pub mod vgg;
+pub mod vgg_features;
 pub mod wrn;
 
 use crate::checkpoint::Checkpoint;
@@ -101,6 +102,7 @@ impl ModelConfig {
 options::family_options! {
     swrn: swrn::SwrnOptions,
     checkered: checkered::CheckeredOptions,
+    vgg_features: vgg_features::VggFeaturesOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -223,7 +225,7 @@ pub fn same_names(t: NamedTensors) -> Result<NamedTensors> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS]
+    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, vgg_features::ARCHS, mnist_toy::ARCHS]
         .into_iter()
         .flatten()
         .collect()
