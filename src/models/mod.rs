@@ -3,6 +3,7 @@
 //! exclusions.
 pub mod checkered;
 pub mod densenet;
+pub mod diracnet;
 pub mod export;
 pub mod layers;
 pub mod mnist_toy;
