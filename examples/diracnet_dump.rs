@@ -29,8 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new(dir);
 
     tch::manual_seed(0);
-    let cfg = ModelConfig { depth: Some(depth), width: Some(width), ..ModelConfig::new("diracnet", classes, channels, size) }
-        .with_option("dirac_net", network);
+    let cfg =
+        ModelConfig { depth: Some(depth), width: Some(width), ..ModelConfig::new("diracnet", classes, channels, size) }
+            .with_option("dirac_net", network);
     let model = Model::build(&cfg, Device::Cpu)?;
     let input_shape = [8, channels, size, size];
     tch::no_grad(|| {
@@ -59,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let logits_train = tch::no_grad(|| model.forward_t(&input, true));
 
     let io = vec![
-        ("config".to_string(), Tensor::from_slice(&[i64::from(network == "imagenet"), depth, width, classes, channels])),
+        (
+            "config".to_string(),
+            Tensor::from_slice(&[i64::from(network == "imagenet"), depth, width, classes, channels]),
+        ),
         ("input".to_string(), input),
         ("logits_eval".to_string(), logits_eval),
         ("logits_folded".to_string(), logits_folded),

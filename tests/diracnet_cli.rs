@@ -25,7 +25,9 @@ fn write_image_folder(root: &Path, classes: usize, per_class: usize) {
             std::fs::create_dir_all(&d).unwrap();
             for i in 0..per_class {
                 let shade = (40 * c + 13 * i) as u8;
-                image::RgbImage::from_pixel(48, 40, image::Rgb([shade, 255 - shade, 90])).save(d.join(format!("{i}.png"))).unwrap();
+                image::RgbImage::from_pixel(48, 40, image::Rgb([shade, 255 - shade, 90]))
+                    .save(d.join(format!("{i}.png")))
+                    .unwrap();
             }
         }
     }
@@ -84,7 +86,10 @@ fn summary_counts_on_cifar_and_imagenet() {
         (&["--arch", "diracnet", "--depth", "34", "--width", "1", "--dataset", "cifar100"], "472,244"),
         (&["--arch", "diracnet", "--depth", "18", "--dataset", "imagefolder", "--data-dir", "imagenet"], "11,523,368"),
         (&["--arch", "diracnet", "--depth", "34", "--dataset", "imagefolder", "--data-dir", "imagenet"], "21,638,952"),
-        (&["--arch", "diracnet-folded", "--depth", "18", "--dataset", "imagefolder", "--data-dir", "imagenet"], "11,511,784"),
+        (
+            &["--arch", "diracnet-folded", "--depth", "18", "--dataset", "imagefolder", "--data-dir", "imagenet"],
+            "11,511,784",
+        ),
     ];
     for (args, want) in cases {
         let mut a = vec!["summary"];
@@ -154,12 +159,38 @@ fn train_count_fold_export_init_from_and_visualize() {
     let o = run(d.path(), &["export", "--format", "pytorch", "runs/r", "authors.safetensors"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let names = tensor_names(&d.path().join("authors.safetensors"));
-    for key in ["conv", "bn.running_var", "group0.block0.conv", "group2.block9.alpha", "group1.block0.beta", "eye64_32_3_3", "fc.weight"] {
+    for key in [
+        "conv",
+        "bn.running_var",
+        "group0.block0.conv",
+        "group2.block9.alpha",
+        "group1.block0.beta",
+        "eye64_32_3_3",
+        "fc.weight",
+    ] {
         assert!(names.contains(&key.to_string()), "{key} missing from {names:?}");
     }
     assert!(!names.iter().any(|n| n.contains("num_batches_tracked") || n.ends_with(".conv.weight")), "{names:?}");
-    rewrite(&d.path().join("authors.safetensors"), &d.path().join("no_eye.safetensors"), |n| !n.starts_with("eye"), str::to_string);
-    let init = ["--arch", "diracnet", "--depth", "34", "--width", "2", "--dataset", "cifar10", "--data-dir", "cifar", "--threads", "2"];
+    rewrite(
+        &d.path().join("authors.safetensors"),
+        &d.path().join("no_eye.safetensors"),
+        |n| !n.starts_with("eye"),
+        str::to_string,
+    );
+    let init = [
+        "--arch",
+        "diracnet",
+        "--depth",
+        "34",
+        "--width",
+        "2",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        "cifar",
+        "--threads",
+        "2",
+    ];
     for file in ["authors.safetensors", "no_eye.safetensors"] {
         let mut a = vec!["evaluate", "--init-from", file];
         a.extend(init);
@@ -207,8 +238,27 @@ fn imagenet_checkpoint_count_and_recipe() {
     let o = run(
         d.path(),
         &[
-            "train", "--arch", "diracnet", "--depth", "18", "--dataset", "imagefolder", "--data-dir", "imagenet", "--resize", "64",
-            "--epochs", "1", "--batch-size", "4", "--job-id", "i", "--threads", "2", "--device", "cpu",
+            "train",
+            "--arch",
+            "diracnet",
+            "--depth",
+            "18",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            "imagenet",
+            "--resize",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--job-id",
+            "i",
+            "--threads",
+            "2",
+            "--device",
+            "cpu",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -254,7 +304,10 @@ fn resume_across_the_lr_drop_equals_the_straight_run() {
     let lrs: Vec<String> = rows(&a)[1..].iter().map(|r| r.split(',').nth(1).unwrap().to_string()).collect();
     let lrs: Vec<f64> = lrs.iter().map(|s| s.parse().unwrap()).collect();
     assert_eq!(lrs.len(), 4);
-    assert!(lrs[0] == 0.1 && lrs[1] == 0.1 && (lrs[2] - 0.02).abs() < 1e-12 && (lrs[3] - 0.02).abs() < 1e-12, "{lrs:?}");
+    assert!(
+        lrs[0] == 0.1 && lrs[1] == 0.1 && (lrs[2] - 0.02).abs() < 1e-12 && (lrs[3] - 0.02).abs() < 1e-12,
+        "{lrs:?}"
+    );
     // Without the reset the run differs: the reset happened.
     let mut no_reset = tiny_train(&model, "no_reset", "4", &sched);
     no_reset.extend(["--reset-momentum", "false"]);
@@ -278,7 +331,14 @@ fn weight_decay_leaves_alpha_beta_and_batch_norm_untouched() {
     let (model, mut sgd) = convtrain::train::engine::build_model_and_optimizer(&cfg, Device::Cpu).unwrap();
     let decayed: Vec<&str> = sgd.groups[0].params.iter().map(|(n, _)| n.as_str()).collect();
     let mut want = vec!["conv", "fc.weight"];
-    let blocks = ["group0.block0.conv", "group0.block1.conv", "group1.block0.conv", "group1.block1.conv", "group2.block0.conv", "group2.block1.conv"];
+    let blocks = [
+        "group0.block0.conv",
+        "group0.block1.conv",
+        "group1.block0.conv",
+        "group1.block1.conv",
+        "group2.block0.conv",
+        "group2.block1.conv",
+    ];
     want.extend(blocks);
     want.sort();
     let mut got = decayed.clone();
@@ -309,7 +369,9 @@ fn weight_decay_leaves_alpha_beta_and_batch_norm_untouched() {
         full_batches_per_epoch: 390,
         total_epochs: 200,
     };
-    for (one_based, want) in [(1, 0.1), (59, 0.1), (60, 0.02), (119, 0.02), (120, 0.004), (159, 0.004), (160, 0.0008), (200, 0.0008)] {
+    for (one_based, want) in
+        [(1, 0.1), (59, 0.1), (60, 0.02), (119, 0.02), (120, 0.004), (159, 0.004), (160, 0.0008), (200, 0.0008)]
+    {
         let lr = schedule.lr(cfg.lr, pos(one_based - 1));
         assert!((lr - want).abs() < 1e-12, "epoch {one_based}: {lr}");
     }

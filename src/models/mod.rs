@@ -101,6 +101,7 @@ impl ModelConfig {
 options::family_options! {
     swrn: swrn::SwrnOptions,
     checkered: checkered::CheckeredOptions,
+    diracnet: diracnet::DiracOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -186,7 +187,7 @@ pub fn same_names(t: NamedTensors) -> Result<NamedTensors> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS]
+    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS, diracnet::ARCHS]
         .into_iter()
         .flatten()
         .collect()

@@ -79,7 +79,12 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
             .map_err(&err)?;
         for &x in &boundaries {
             chart
-                .draw_series(DashedLineSeries::new([(x, lo - pad), (x, hi + pad)], 6, 4, BLACK.mix(0.4).stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    [(x, lo - pad), (x, hi + pad)],
+                    6,
+                    4,
+                    BLACK.mix(0.4).stroke_width(1),
+                ))
                 .map_err(&err)?;
         }
         let band: Vec<(f64, f64)> =
@@ -94,9 +99,7 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
             .map_err(&err)?
             .label("mean over channels")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(stats.iter().map(|(x, s)| Circle::new((*x, s.1), 3, colour.filled())))
-            .map_err(&err)?;
+        chart.draw_series(stats.iter().map(|(x, s)| Circle::new((*x, s.1), 3, colour.filled()))).map_err(&err)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -119,11 +122,15 @@ mod tests {
     #[test]
     fn plots_every_layer_of_a_diracnet() {
         tch::manual_seed(0);
-        let m = Model::build(&ModelConfig { depth: Some(10), ..ModelConfig::new("diracnet", 10, 3, 32) }, tch::Device::Cpu)
-            .unwrap();
+        let m =
+            Model::build(&ModelConfig { depth: Some(10), ..ModelConfig::new("diracnet", 10, 3, 32) }, tch::Device::Cpu)
+                .unwrap();
         let layers = identity_weights(&m.named_variables());
         let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["group0.block0", "group0.block1", "group1.block0", "group1.block1", "group2.block0", "group2.block1"]);
+        assert_eq!(
+            names,
+            ["group0.block0", "group0.block1", "group1.block0", "group1.block1", "group2.block0", "group2.block1"]
+        );
         // The widening block 16 → 32 has 16 identity channels and 32 β.
         assert_eq!((layers[2].alpha.len(), layers[2].beta.len()), (16, 32));
         assert_eq!(spread(&layers[0].alpha), (1.0, 1.0, 1.0));

@@ -1,6 +1,7 @@
-//! Pictures: training curves, SWRN layer-similarity maps, checkered sampling patterns.
+//! Pictures: training curves, SWRN layer-similarity maps, checkered sampling patterns, DiracNet α/β.
 pub mod checkered;
 pub mod curves;
+pub mod dirac;
 pub mod lsm;
 
 use crate::error::Result;

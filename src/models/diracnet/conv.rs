@@ -40,7 +40,7 @@
 //! ```
 use crate::error::Result;
 use crate::input_err;
-use crate::models::layers::{conv2d_traced, kaiming_normal, path_name, torch_default_uniform, trace, ConvSpec};
+use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, trace, ConvSpec, Grid};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
@@ -119,6 +119,8 @@ pub struct DiracConv {
     pub spec: DiracSpec,
     /// Spatial dimensions: 1, 2 or 3.
     pub dims: usize,
+    /// Where a 2-D layer runs (dense by default; see [`DiracConv::on_grid`]).
+    grid: Grid,
     name: String,
 }
 
@@ -169,12 +171,19 @@ impl DiracConv {
         let alpha = p.var(names.alpha, &[out_channels], Init::Const(1.0));
         let beta = p.var(names.beta, &[out_channels], Init::Const(0.1));
         let bias = spec.bias.then(|| p.var("bias", &[out_channels], torch_default_uniform(fan_in)));
-        Ok(DiracConv { weight, alpha, beta, bias, spec, dims, name: path_name(p) })
+        Ok(DiracConv { weight, alpha, beta, bias, spec, dims, grid: Grid::Dense, name: path_name(p) })
     }
 
     /// The kernel Ŵ = diag(β)·normalize(W) + diag(α)·δ actually convolved (diracnet.md §2.4).
     pub fn kernel(&self) -> Tensor {
         dirac_kernel(&self.weight, &self.alpha, &self.beta)
+    }
+
+    /// A 2-D layer that runs on `grid` (a checkered network's submap stacks); 1-D and 3-D layers are
+    /// always dense.
+    pub fn on_grid(mut self, grid: Grid) -> Self {
+        self.grid = grid;
+        self
     }
 
     /// The name of the layer's path (as it appears in traces).
@@ -190,7 +199,7 @@ impl nn::Module for DiracConv {
         match self.dims {
             2 => {
                 let geometry = ConvSpec::new(s.kernel).padding(s.padding).dilation(s.dilation);
-                conv2d_traced(&self.name, xs, &w, self.bias.as_ref(), &geometry)
+                self.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), &geometry)
             }
             1 => {
                 let out = xs.conv1d(&w, self.bias.as_ref(), [1], [s.padding], [s.dilation], 1);

@@ -227,7 +227,8 @@ pub fn from_folded_names(named: NamedTensors) -> Result<NamedTensors> {
                  or fold them first with convtrain export --materialize."
             ));
         }
-        let folded_name = if name.starts_with("conv.") || name.starts_with("group") { format!("features.{name}") } else { name };
+        let folded_name =
+            if name.starts_with("conv.") || name.starts_with("group") { format!("features.{name}") } else { name };
         out.push((folded_name, t));
     }
     Ok(out)
@@ -250,7 +251,8 @@ pub struct IdentityWeights {
 /// depth order (group, then block).
 pub fn identity_weights(named: &[(String, Tensor)]) -> Vec<IdentityWeights> {
     let find = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
-    let values = |t: &Tensor| Vec::<f64>::try_from(t.detach().to_kind(tch::Kind::Double).flatten(0, -1)).unwrap_or_default();
+    let values =
+        |t: &Tensor| Vec::<f64>::try_from(t.detach().to_kind(tch::Kind::Double).flatten(0, -1)).unwrap_or_default();
     let mut layers: BTreeMap<(usize, usize), IdentityWeights> = BTreeMap::new();
     for (name, alpha) in named {
         let Some(base) = name.strip_suffix(".alpha") else { continue };
@@ -359,7 +361,12 @@ mod tests {
         assert_eq!(shapes, want);
         let v: HashMap<String, Tensor> = m.named_variables().into_iter().collect();
         assert!(v["group1.block0.alpha"].equal(&Tensor::ones([32], (Kind::Float, Device::Cpu))));
-        assert!(v["group1.block0.beta"].allclose(&Tensor::full([32], 0.1, (Kind::Float, Device::Cpu)), 0.0, 0.0, false));
+        assert!(v["group1.block0.beta"].allclose(
+            &Tensor::full([32], 0.1, (Kind::Float, Device::Cpu)),
+            0.0,
+            0.0,
+            false
+        ));
         let gamma = &v["group2.block1.bn.weight"];
         assert!(f64::try_from(gamma.min()).unwrap() >= 0.0 && f64::try_from(gamma.max()).unwrap() < 1.0);
         assert_eq!(max_abs(&v["fc.bias"]), 0.0);
@@ -375,14 +382,19 @@ mod tests {
 
     #[test]
     fn any_input_the_pooling_allows_works_and_bad_geometry_is_refused() {
-        for (network, depth, channels, size) in [("cifar", 10, 1, 28), ("cifar", 10, 3, 4), ("imagenet", 18, 3, 32), ("cifar", 16, 3, 7)] {
+        for (network, depth, channels, size) in
+            [("cifar", 10, 1, 28), ("cifar", 10, 3, 4), ("imagenet", 18, 3, 32), ("cifar", 16, 3, 7)]
+        {
             let m = Model::build(&cfg("diracnet", network, depth, 1, 7, channels, size), Device::Cpu).unwrap();
             let x = Tensor::randn([2, channels, size, size], (Kind::Float, Device::Cpu));
             assert_eq!(m.forward_t(&x, false).size(), [2, 7], "{network} at {size}");
         }
         let err = |c: ModelConfig| Model::build(&c, Device::Cpu).unwrap_err().to_string();
         let e = err(cfg("diracnet", "cifar", 18, 1, 10, 3, 32));
-        assert!(e.contains("--depth 18") && e.contains("6n+4") && e.contains("10, 16, 22") && e.contains("imagefolder"), "{e}");
+        assert!(
+            e.contains("--depth 18") && e.contains("6n+4") && e.contains("10, 16, 22") && e.contains("imagefolder"),
+            "{e}"
+        );
         let e = err(cfg("diracnet", "imagenet", 16, 1, 10, 3, 224));
         assert!(e.contains("18 or 34") && e.contains("--dirac-net cifar"), "{e}");
         assert!(err(cfg("diracnet", "cifar", 4, 1, 10, 3, 32)).contains("6n+4"));
@@ -459,10 +471,8 @@ mod tests {
         let e = from_folded_names(theirs).unwrap_err();
         assert!(e.to_string().contains("--arch diracnet") && e.to_string().contains("--materialize"), "{e}");
         // The notebook's folded names before the `features.` prefix get it.
-        let notebook: NamedTensors = folded
-            .iter()
-            .map(|(n, t)| (n.strip_prefix("features.").unwrap_or(n).to_string(), t.copy()))
-            .collect();
+        let notebook: NamedTensors =
+            folded.iter().map(|(n, t)| (n.strip_prefix("features.").unwrap_or(n).to_string(), t.copy())).collect();
         let renamed = from_folded_names(notebook).unwrap();
         let names: Vec<&str> = renamed.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"features.conv.weight") && names.contains(&"features.group2.block1.conv.bias"));
@@ -473,11 +483,17 @@ mod tests {
     fn recipe_is_train_py_and_configs_carry_it() {
         let c = recipe("cifar10");
         assert_eq!(c["milestones"], serde_json::json!([59, 119, 159]));
-        assert_eq!((c["nesterov"].as_bool(), c["reset_momentum"].as_bool(), c["no_decay_1d"].as_bool()), (Some(false), Some(true), Some(true)));
+        assert_eq!(
+            (c["nesterov"].as_bool(), c["reset_momentum"].as_bool(), c["no_decay_1d"].as_bool()),
+            (Some(false), Some(true), Some(true))
+        );
         assert_eq!(c["mean"], recipe("cifar100")["mean"]);
         assert!(recipe("mnist").get("mean").is_none() && recipe("mnist")["dirac_net"] == "cifar");
         let i = recipe("imagefolder");
-        assert_eq!((i["batch_size"].as_i64(), i["weight_decay"].as_f64(), i["dirac_net"].as_str()), (Some(256), Some(1e-4), Some("imagenet")));
+        assert_eq!(
+            (i["batch_size"].as_i64(), i["weight_decay"].as_f64(), i["dirac_net"].as_str()),
+            (Some(256), Some(1e-4), Some("imagenet"))
+        );
         assert_eq!(i["milestones"], serde_json::json!([29, 59, 89]));
 
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -492,12 +508,24 @@ mod tests {
             let dataset = v["dataset"].as_str().unwrap();
             let want = recipe(dataset);
             for (key, value) in want.as_object().unwrap() {
-                assert_eq!(&v[key], value, "{file}: {key}");
+                // serde_json reads decimal floats to within an ulp: mean/std compare with a tolerance.
+                let close = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_array(), b.as_array()) {
+                    (Some(a), Some(b)) if a.iter().all(|x| x.is_f64()) => {
+                        a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-15)
+                    }
+                    _ => a == b,
+                };
+                assert!(close(&v[key], value), "{file}: {key}: {} vs {value}", v[key]);
             }
             assert_eq!(v.as_object().unwrap().len(), want.as_object().unwrap().len() + 4, "{file}: extra keys");
             assert_eq!(v["arch"], "diracnet");
             let (d, w) = (v["depth"].as_i64().unwrap(), v["width"].as_i64().unwrap());
-            let stem = if dataset == "imagefolder" { format!("diracnet{d}_imagenet.json") } else { format!("diracnet{d}-{w}_{dataset}.json") };
+            let stem = if dataset == "imagefolder" {
+                format!("diracnet{d}_imagenet.json")
+            } else {
+                format!("diracnet{d}-{w}_{dataset}.json")
+            };
             assert_eq!(file, stem);
             seen.push(file);
         }

@@ -78,9 +78,7 @@ impl Geometry {
         let default_depth = if network == Network::Imagenet { 18 } else { 16 };
         let g = Geometry::new(network, cfg.depth.unwrap_or(default_depth), cfg.width.unwrap_or(1))?;
         if cfg.checkered {
-            return Err(input_err!(
-                "--checkered: DiracNet has no checkered variant; train it without --checkered."
-            ));
+            return Err(input_err!("--checkered: DiracNet has no checkered variant; train it without --checkered."));
         }
         g.check_input(cfg.in_channels, cfg.image_size)?;
         Ok(g)
@@ -138,7 +136,13 @@ impl Geometry {
 
     /// The chain both forms share (see the module documentation): `stem` maps the input to the stem's
     /// output, `block(i, x)` is the i-th block (depth order) applied to ReLU(x).
-    fn forward(&self, xs: &Tensor, stem: impl FnOnce(&Tensor) -> Tensor, mut block: impl FnMut(usize, &Tensor) -> Tensor, fc: &Linear) -> Tensor {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        stem: impl FnOnce(&Tensor) -> Tensor,
+        mut block: impl FnMut(usize, &Tensor) -> Tensor,
+        fc: &Linear,
+    ) -> Tensor {
         let dense = Grid::Dense;
         let mut o = stem(xs);
         if self.network == Network::Imagenet {
@@ -189,10 +193,20 @@ impl DiracNet {
     /// blocks, `fc`. Inits as HEAD (§3.4) — Kaiming-normal stem, Dirac W and fc weight, fc bias 0,
     /// α = 1, β = 0.1, BN γ ~ U[0,1) — except that `DiracInit::Normal` draws the Dirac W from N(0,1) as
     /// the January-2018 code that trained the released ImageNet weights did (§2.4).
-    pub fn new(root: &nn::Path, geometry: Geometry, init: DiracInit, in_channels: i64, num_classes: i64) -> Result<Self> {
+    pub fn new(
+        root: &nn::Path,
+        geometry: Geometry,
+        init: DiracInit,
+        in_channels: i64,
+        num_classes: i64,
+    ) -> Result<Self> {
         let spec = geometry.stem();
         let w0 = geometry.widths[0];
-        let stem = root.var("conv", &[w0, in_channels, spec.kernel, spec.kernel], kaiming_normal(in_channels * spec.kernel * spec.kernel));
+        let stem = root.var(
+            "conv",
+            &[w0, in_channels, spec.kernel, spec.kernel],
+            kaiming_normal(in_channels * spec.kernel * spec.kernel),
+        );
         let stem_bn = batch_norm(&(root / "bn"), w0);
         let mut blocks = Vec::new();
         for (name, (cin, cout)) in geometry.block_names().iter().zip(geometry.block_channels()) {
@@ -249,14 +263,20 @@ impl FoldedDiracNet {
     pub fn new(root: &nn::Path, geometry: Geometry, in_channels: i64, num_classes: i64) -> Self {
         let features = root / "features";
         let w0 = geometry.widths[0];
-        let stem = Conv2d::new(&(&features / "conv"), in_channels, w0, geometry.stem().bias(true).torch_default(in_channels));
+        let stem =
+            Conv2d::new(&(&features / "conv"), in_channels, w0, geometry.stem().bias(true).torch_default(in_channels));
         let mut blocks = Vec::new();
         for (name, (cin, cout)) in geometry.block_names().iter().zip(geometry.block_channels()) {
             let mut p = features.clone();
             for part in name.split('.') {
                 p = p / part;
             }
-            blocks.push(Conv2d::new(&(p / "conv"), cin, cout, ConvSpec::new(3).padding(1).bias(true).torch_default(cin)));
+            blocks.push(Conv2d::new(
+                &(p / "conv"),
+                cin,
+                cout,
+                ConvSpec::new(3).padding(1).bias(true).torch_default(cin),
+            ));
         }
         let last = *geometry.widths.last().unwrap_or(&w0);
         let fc = Linear::new(&(root / "fc"), last, num_classes, torch_default_uniform(last), None);
@@ -277,7 +297,9 @@ impl ModuleT for FoldedDiracNet {
 pub fn fold(named: &[(String, Tensor)], geometry: &Geometry, in_channels: i64) -> Result<Vec<(String, Tensor)>> {
     let map: HashMap<&str, &Tensor> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let get = |name: String, shape: &[i64]| -> Result<Tensor> {
-        let t = map.get(name.as_str()).ok_or_else(|| input_err!("--materialize: the DiracNet weights have no '{name}'."))?;
+        let t = map
+            .get(name.as_str())
+            .ok_or_else(|| input_err!("--materialize: the DiracNet weights have no '{name}'."))?;
         if t.size() != shape {
             return Err(input_err!(
                 "--materialize: '{name}' has shape {:?}, but DiracNet-{}-{} needs {shape:?}.",
@@ -312,7 +334,12 @@ pub fn fold(named: &[(String, Tensor)], geometry: &Geometry, in_channels: i64) -
         for p in ["fc.weight", "fc.bias"] {
             let t = map.get(p).ok_or_else(|| input_err!("--materialize: the DiracNet weights have no '{p}'."))?;
             if t.size()[t.dim() - 1] != last && p == "fc.weight" {
-                return Err(input_err!("--materialize: 'fc.weight' has shape {:?}; DiracNet-{}-{} has {last} features.", t.size(), geometry.depth, geometry.width));
+                return Err(input_err!(
+                    "--materialize: 'fc.weight' has shape {:?}; DiracNet-{}-{} has {last} features.",
+                    t.size(),
+                    geometry.depth,
+                    geometry.width
+                ));
             }
             out.push((p.to_string(), t.detach().copy()));
         }
