@@ -66,7 +66,7 @@ fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> bool, rename: impl Fn(
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let views: Vec<(String, safetensors::tensor::TensorView)> =
         st.tensors().into_iter().filter(|(n, _)| keep(n)).map(|(n, t)| (rename(&n), t)).collect();
-    safetensors::serialize_to_file(views, None, dst).unwrap();
+    safetensors::serialize_to_file(views, &None, dst).unwrap();
 }
 
 fn eval_json(o: &std::process::Output) -> serde_json::Value {
@@ -328,7 +328,7 @@ fn weight_decay_leaves_alpha_beta_and_batch_norm_untouched() {
     .unwrap();
     assert!(cfg.no_decay_1d && cfg.no_decay.is_none());
     tch::manual_seed(0);
-    let (model, mut sgd) = convtrain::train::engine::build_model_and_optimizer(&cfg, Device::Cpu).unwrap();
+    let (model, mut sgd) = convtrain::train::trainer::build_model_and_optimizer(&cfg, Device::Cpu).unwrap();
     let decayed: Vec<&str> = sgd.groups[0].params.iter().map(|(n, _)| n.as_str()).collect();
     let mut want = vec!["conv", "fc.weight"];
     let blocks = [

@@ -247,8 +247,8 @@ pub struct IdentityWeights {
     pub beta: Vec<f64>,
 }
 
-/// α and β of every Dirac convolution in a DiracNet's tensors (convtrain's or the authors' names), in
-/// depth order (group, then block).
+/// α and β of every Dirac convolution in a DiracNet's tensors (convtrain's or the authors' names, which
+/// are the same), in depth order (group, then block).
 pub fn identity_weights(named: &[(String, Tensor)]) -> Vec<IdentityWeights> {
     let find = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
     let values =
