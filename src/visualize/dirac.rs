@@ -4,7 +4,7 @@
 //! with two panels; per layer the mean over output channels and the band from the smallest to the
 //! largest channel value, group boundaries marked. α is taken over the channels that have an identity
 //! path only (the first min(in, out); the others' α never gets a gradient).
-use super::{draw_err, register_font};
+use super::{draw_err, draw_legend, register_font};
 use crate::error::{IoContext, Result};
 use crate::input_err;
 use crate::models::diracnet::IdentityWeights;
@@ -100,14 +100,7 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
             .label("mean over channels")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(stats.iter().map(|(x, s)| Circle::new((*x, s.1), 3, colour.filled()))).map_err(&err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(&err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(&err)?;
     }
     root.present().map_err(&err)?;
     Ok(())

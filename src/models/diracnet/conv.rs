@@ -14,16 +14,18 @@
 //!
 //! # Example
 //!
-//! A 2-D Dirac convolution set to the identity, then a 1-D one with a bias:
+//! A 2-D Dirac convolution set to the identity, then a 1-D one with a bias. The geometry is a
+//! [`ConvSpec`] (kernel, padding, dilation, bias, init of W; stride 1 and groups 1 only):
 //!
 //! ```
-//! use convtrain::models::diracnet::{DiracConv, DiracSpec};
+//! use convtrain::models::diracnet::DiracConv;
+//! use convtrain::models::layers::ConvSpec;
 //! use tch::nn::{self, Module};
 //! use tch::{Device, Kind, Tensor};
 //!
 //! let vs = nn::VarStore::new(Device::Cpu);
 //! let root = vs.root();
-//! let conv = DiracConv::new(&(&root / "conv"), 2, 8, 8, DiracSpec::new(3).padding(1)).unwrap();
+//! let conv = DiracConv::new(&(&root / "conv"), 2, 8, 8, ConvSpec::new(3).padding(1)).unwrap();
 //! // Variables `conv.weight` (8×8×3×3), `conv.alpha` and `conv.beta` (8 each), as diracconv.py names them.
 //! assert_eq!(vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>(), 8 * 8 * 9 + 16);
 //! tch::no_grad(|| {
@@ -33,62 +35,19 @@
 //! let x = Tensor::randn([2, 8, 5, 5], (Kind::Float, Device::Cpu));
 //! assert!(conv.forward(&x).equal(&x));
 //!
-//! let line = DiracConv::new(&(&root / "line"), 1, 4, 6, DiracSpec::new(5).padding(2).bias(true)).unwrap();
+//! let line = DiracConv::new(&(&root / "line"), 1, 4, 6, ConvSpec::new(5).padding(2).bias(true)).unwrap();
 //! assert_eq!(line.forward(&Tensor::randn([3, 4, 10], (Kind::Float, Device::Cpu))).size(), [3, 6, 10]);
 //! // Stride 2 (or an even kernel) is refused with an input error.
-//! assert!(DiracConv::new(&(&root / "bad"), 2, 4, 4, DiracSpec::new(3).stride(2)).is_err());
+//! assert!(DiracConv::new(&(&root / "bad"), 2, 4, 4, ConvSpec::new(3).stride(2)).is_err());
 //! ```
 use crate::error::Result;
 use crate::input_err;
-use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, trace, ConvSpec, Grid};
+use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, trace, ConvSpec};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
 /// The eps of `F.normalize` (diracnet.md §2.2).
 pub const NORMALIZE_EPS: f64 = 1e-12;
-
-/// How a Dirac convolution is built: odd `kernel` (the same along every spatial axis), stride 1,
-/// `padding` (`dilation·(kernel/2)` keeps the identity), optional bias.
-#[derive(Debug, Clone, Copy)]
-pub struct DiracSpec {
-    pub kernel: i64,
-    /// Must be 1 (checked by [`DiracConv::new`]).
-    pub stride: i64,
-    pub padding: i64,
-    pub dilation: i64,
-    /// diracconv.py defaults to `bias=True`; the DiracNet training code has no conv bias (§2.6).
-    pub bias: bool,
-    /// Init of W; `None` = Kaiming-normal (fan_in, gain √2), HEAD's `kaiming_normal_` (§3.4). The scale
-    /// of W does not change the forward pass, only the effective step size (§2.4).
-    pub init: Option<Init>,
-}
-
-impl DiracSpec {
-    /// A k-wide Dirac convolution with stride 1, no padding, no bias, Kaiming-normal W.
-    pub fn new(kernel: i64) -> Self {
-        DiracSpec { kernel, stride: 1, padding: 0, dilation: 1, bias: false, init: None }
-    }
-    pub fn stride(mut self, s: i64) -> Self {
-        self.stride = s;
-        self
-    }
-    pub fn padding(mut self, p: i64) -> Self {
-        self.padding = p;
-        self
-    }
-    pub fn dilation(mut self, d: i64) -> Self {
-        self.dilation = d;
-        self
-    }
-    pub fn bias(mut self, b: bool) -> Self {
-        self.bias = b;
-        self
-    }
-    pub fn init(mut self, i: Init) -> Self {
-        self.init = Some(i);
-        self
-    }
-}
 
 /// What the variables of a [`DiracConv`] are called under its path.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,30 +75,32 @@ pub struct DiracConv {
     /// β, (out,): a trainable variable, initialised to 0.1.
     pub beta: Tensor,
     pub bias: Option<Tensor>,
-    pub spec: DiracSpec,
+    /// Kernel (the same along every spatial axis), padding, dilation and, for a 2-D layer, the grid.
+    pub spec: ConvSpec,
     /// Spatial dimensions: 1, 2 or 3.
     pub dims: usize,
-    /// Where a 2-D layer runs (dense by default; see [`DiracConv::on_grid`]).
-    grid: Grid,
     name: String,
 }
 
 impl DiracConv {
     /// A `dims`-D Dirac convolution under `p` with diracconv.py's variable names ([`DiracNames::MODULE`]).
-    pub fn new(p: &nn::Path, dims: usize, in_channels: i64, out_channels: i64, spec: DiracSpec) -> Result<Self> {
+    pub fn new(p: &nn::Path, dims: usize, in_channels: i64, out_channels: i64, spec: ConvSpec) -> Result<Self> {
         Self::with_names(p, DiracNames::MODULE, dims, in_channels, out_channels, spec)
     }
 
-    /// [`DiracConv::new`] with the variables named `names` under `p`. Input errors for a kernel that is
-    /// not odd and positive, a stride other than 1, `dims` outside 1..=3, channels or dilation below 1,
-    /// or negative padding.
+    /// [`DiracConv::new`] with the variables named `names` under `p`. W is initialised with `spec.init`
+    /// (`None`: Kaiming-normal with fan_in = in·k^dims, HEAD's `kaiming_normal_`, §3.4 — the scale of W
+    /// does not change the forward pass, only the effective step size, §2.4), the bias (diracconv.py
+    /// defaults to one; the DiracNet training code has none) with `spec.bias_init` (`None`: PyTorch's
+    /// U(±1/√fan_in)). Input errors for a kernel that is not odd and positive, a stride other than 1,
+    /// groups other than 1, `dims` outside 1..=3, channels or dilation below 1, or negative padding.
     pub fn with_names(
         p: &nn::Path,
         names: DiracNames,
         dims: usize,
         in_channels: i64,
         out_channels: i64,
-        spec: DiracSpec,
+        spec: ConvSpec,
     ) -> Result<Self> {
         let what = format!("Dirac convolution '{}'", path_name(p));
         if !(1..=3).contains(&dims) {
@@ -157,6 +118,12 @@ impl DiracConv {
                 spec.stride
             ));
         }
+        if spec.groups != 1 {
+            return Err(input_err!(
+                "{what}: groups {} is not supported; diracconv.py's layers have groups 1.",
+                spec.groups
+            ));
+        }
         if in_channels < 1 || out_channels < 1 || spec.dilation < 1 || spec.padding < 0 {
             return Err(input_err!(
                 "{what}: {in_channels} → {out_channels} channels, dilation {}, padding {}: channels and dilation must be at least 1, padding at least 0.",
@@ -170,20 +137,14 @@ impl DiracConv {
         let weight = p.var(names.weight, &shape, spec.init.unwrap_or_else(|| kaiming_normal(fan_in)));
         let alpha = p.var(names.alpha, &[out_channels], Init::Const(1.0));
         let beta = p.var(names.beta, &[out_channels], Init::Const(0.1));
-        let bias = spec.bias.then(|| p.var("bias", &[out_channels], torch_default_uniform(fan_in)));
-        Ok(DiracConv { weight, alpha, beta, bias, spec, dims, grid: Grid::Dense, name: path_name(p) })
+        let bias_init = spec.bias_init.unwrap_or_else(|| torch_default_uniform(fan_in));
+        let bias = spec.bias.then(|| p.var("bias", &[out_channels], bias_init));
+        Ok(DiracConv { weight, alpha, beta, bias, spec, dims, name: path_name(p) })
     }
 
     /// The kernel Ŵ = diag(β)·normalize(W) + diag(α)·δ actually convolved (diracnet.md §2.4).
     pub fn kernel(&self) -> Tensor {
         dirac_kernel(&self.weight, &self.alpha, &self.beta)
-    }
-
-    /// A 2-D layer that runs on `grid` (a checkered network's submap stacks); 1-D and 3-D layers are
-    /// always dense.
-    pub fn on_grid(mut self, grid: Grid) -> Self {
-        self.grid = grid;
-        self
     }
 
     /// The name of the layer's path (as it appears in traces).
@@ -197,10 +158,7 @@ impl nn::Module for DiracConv {
         let w = self.kernel();
         let s = &self.spec;
         match self.dims {
-            2 => {
-                let geometry = ConvSpec::new(s.kernel).padding(s.padding).dilation(s.dilation);
-                self.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), &geometry)
-            }
+            2 => s.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), s),
             1 => {
                 let out = xs.conv1d(&w, self.bias.as_ref(), [1], [s.padding], [s.dilation], 1);
                 trace(&self.name, "DiracConv1d", &out, macs(&out, &w));
@@ -279,7 +237,7 @@ mod tests {
         for (dims, shape) in [(1, vec![3, 4, 9]), (2, vec![3, 4, 7, 6]), (3, vec![2, 4, 5, 6, 3])] {
             for k in [1, 3, 5] {
                 let p = vs.root() / format!("c{dims}_{k}");
-                let conv = DiracConv::new(&p, dims, 4, 4, DiracSpec::new(k).padding(k / 2)).unwrap();
+                let conv = DiracConv::new(&p, dims, 4, 4, ConvSpec::new(k).padding(k / 2)).unwrap();
                 set(&conv.alpha, 1.0);
                 set(&conv.beta, 0.0);
                 let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
@@ -288,7 +246,7 @@ mod tests {
         }
         // Dilation 2 with padding 2·(k/2), and a widening layer: the first `in` channels pass through,
         // the extra ones get zero.
-        let conv = DiracConv::new(&(vs.root() / "dil"), 2, 3, 5, DiracSpec::new(3).padding(2).dilation(2)).unwrap();
+        let conv = DiracConv::new(&(vs.root() / "dil"), 2, 3, 5, ConvSpec::new(3).padding(2).dilation(2)).unwrap();
         set(&conv.alpha, 1.0);
         set(&conv.beta, 0.0);
         let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
@@ -335,7 +293,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         for dims in 1..=3usize {
             let p = vs.root() / format!("g{dims}");
-            let conv = DiracConv::new(&p, dims, 3, 5, DiracSpec::new(3).padding(1).bias(true)).unwrap();
+            let conv = DiracConv::new(&p, dims, 3, 5, ConvSpec::new(3).padding(1).bias(true)).unwrap();
             let mut shape = vec![2, 3];
             shape.extend(std::iter::repeat_n(5, dims));
             let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
@@ -358,11 +316,12 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let msg = |dims, cin, spec| DiracConv::new(&(&root / "x"), dims, cin, 4, spec).unwrap_err().to_string();
-        assert!(msg(2, 4, DiracSpec::new(4).padding(2)).contains("kernel size 4 is not odd"));
-        assert!(msg(2, 4, DiracSpec::new(3).stride(2)).contains("stride 2"));
-        assert!(msg(4, 4, DiracSpec::new(3)).contains("1-D, 2-D or 3-D"));
-        assert!(msg(2, 0, DiracSpec::new(3)).contains("at least 1"));
-        let init = DiracConv::new(&(&root / "y"), 2, 4, 4, DiracSpec::new(3)).unwrap();
+        assert!(msg(2, 4, ConvSpec::new(4).padding(2)).contains("kernel size 4 is not odd"));
+        assert!(msg(2, 4, ConvSpec::new(3).stride(2)).contains("stride 2"));
+        assert!(msg(4, 4, ConvSpec::new(3)).contains("1-D, 2-D or 3-D"));
+        assert!(msg(2, 4, ConvSpec::new(3).groups(2)).contains("groups 2"));
+        assert!(msg(2, 0, ConvSpec::new(3)).contains("at least 1"));
+        let init = DiracConv::new(&(&root / "y"), 2, 4, 4, ConvSpec::new(3)).unwrap();
         assert!(init.alpha.equal(&Tensor::ones([4], (Kind::Float, Device::Cpu))));
         assert!(init.beta.allclose(&Tensor::full([4], 0.1, (Kind::Float, Device::Cpu)), 0.0, 0.0, false));
     }

@@ -23,7 +23,7 @@
 mod conv;
 mod net;
 
-pub use conv::{dirac_delta, dirac_kernel, normalize_filters, scaled_delta, DiracConv, DiracNames, DiracSpec};
+pub use conv::{dirac_delta, dirac_kernel, normalize_filters, scaled_delta, DiracConv, DiracNames};
 pub use net::{fold, DiracNet, FoldedDiracNet, Geometry};
 
 use super::options::Validate;

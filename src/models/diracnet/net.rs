@@ -10,7 +10,7 @@
 //! `group0.block0.conv`, `group0.block0.alpha`, `group0.block0.bn.running_var`, `fc.weight`, ...) and
 //! the folded module's `state_dict` (`features.conv.weight`, `features.group0.block0.conv.bias`,
 //! `fc.bias`, ...).
-use super::conv::{dirac_kernel, DiracConv, DiracNames, DiracSpec};
+use super::conv::{dirac_kernel, DiracConv, DiracNames};
 use super::{DiracInit, DiracOptions, Network};
 use crate::error::Result;
 use crate::input_err;
@@ -214,7 +214,7 @@ impl DiracNet {
             for part in name.split('.') {
                 p = p / part;
             }
-            let mut dirac = DiracSpec::new(3).padding(1);
+            let mut dirac = ConvSpec::new(3).padding(1);
             if init == DiracInit::Normal {
                 dirac = dirac.init(Init::Randn { mean: 0.0, stdev: 1.0 });
             }
