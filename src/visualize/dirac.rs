@@ -9,6 +9,7 @@ use crate::error::{IoContext, Result};
 use crate::input_err;
 use crate::models::diracnet::IdentityWeights;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// (min, mean, max) of a layer's values.
@@ -50,9 +51,17 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
     let root = root.titled(title, ("sans-serif", 22)).map_err(&err)?;
     let panels = root.split_evenly((2, 1));
     let n = layers.len() as f64;
-    // Group g ends after the last layer of group g: a dashed line between groups.
+    // Dashed lines between groups, each group named below its span.
     let boundaries: Vec<f64> =
         layers.windows(2).enumerate().filter(|(_, w)| w[0].group != w[1].group).map(|(i, _)| i as f64 + 1.5).collect();
+    let mut group_spans: Vec<(usize, f64, f64)> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let x = i as f64 + 1.0;
+        match group_spans.last_mut() {
+            Some((g, _, end)) if *g == l.group => *end = x,
+            _ => group_spans.push((l.group, x, x)),
+        }
+    }
     type Pick = fn(&IdentityWeights) -> &Vec<f64>;
     let specs: [(&str, Pick, RGBColor); 2] = [
         ("α: weight of the identity (channels with an identity path)", |l| &l.alpha, RGBColor(31, 119, 180)),
@@ -61,32 +70,40 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
     for (panel, (caption, pick, colour)) in panels.iter().zip(specs) {
         let stats: Vec<(f64, (f64, f64, f64))> =
             layers.iter().enumerate().map(|(i, l)| (i as f64 + 1.0, spread(pick(l)))).collect();
-        let lo = stats.iter().map(|(_, s)| s.0).fold(0.0, f64::min);
-        let hi = stats.iter().map(|(_, s)| s.2).fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-3);
-        let pad = (hi - lo) * 0.06;
+        let lo = stats.iter().map(|(_, s)| s.0).fold(f64::INFINITY, f64::min);
+        let hi = stats.iter().map(|(_, s)| s.2).fold(f64::NEG_INFINITY, f64::max);
+        let span = (hi - lo).max(1e-3 * hi.abs().max(1e-3));
+        // Room at the bottom for the group names, at the top for the legend.
+        let (y0, y1) = (lo - 0.16 * span, hi + 0.4 * span);
         let mut chart = ChartBuilder::on(panel)
             .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.5..n + 0.5, (lo - pad)..(hi + pad))
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.5..n + 0.5, y0..y1)
             .map_err(&err)?;
         chart
             .configure_mesh()
             .x_desc("Dirac convolution (depth order)")
+            .x_labels(layers.len().min(40))
+            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .y_label_formatter(&|y| format!("{y:.3}"))
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(&err)?;
         for &x in &boundaries {
             chart
-                .draw_series(DashedLineSeries::new(
-                    [(x, lo - pad), (x, hi + pad)],
-                    6,
-                    4,
-                    BLACK.mix(0.4).stroke_width(1),
-                ))
+                .draw_series(DashedLineSeries::new([(x, y0), (x, y1)], 6, 4, BLACK.mix(0.4).stroke_width(1)))
                 .map_err(&err)?;
         }
+        let label_y = lo - 0.09 * span;
+        chart
+            .draw_series(group_spans.iter().map(|(g, a, b)| {
+                let style =
+                    ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Center, VPos::Center));
+                Text::new(format!("group{g}"), ((a + b) / 2.0, label_y), style)
+            }))
+            .map_err(&err)?;
         let band: Vec<(f64, f64)> =
             stats.iter().map(|(x, s)| (*x, s.2)).chain(stats.iter().rev().map(|(x, s)| (*x, s.0))).collect();
         chart
@@ -100,7 +117,7 @@ pub fn plot_identity_weights(layers: &[IdentityWeights], title: &str, out: &Path
             .label("mean over channels")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(stats.iter().map(|(x, s)| Circle::new((*x, s.1), 3, colour.filled()))).map_err(&err)?;
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(&err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
     }
     root.present().map_err(&err)?;
     Ok(())
