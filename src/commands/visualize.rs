@@ -54,7 +54,7 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
         VisualizeTarget::Dirac { checkpoint, out } => {
             let path = checkpoint::resolve(&checkpoint, "best")?;
             let ck = checkpoint::load(&path)?;
-            let layers = diracnet::identity_weights(&ck.model_tensors());
+            let layers = diracnet::identity_weights(&ck.model_tensors())?;
             if layers.is_empty() {
                 return Err(input_err!(
                     "{}: no Dirac convolutions (groupG.blockB.alpha, .beta and .conv) in this checkpoint; visualize dirac needs an unfolded DiracNet (folding removes alpha and beta).",

@@ -135,7 +135,7 @@ mod tests {
         let m =
             Model::build(&ModelConfig { depth: Some(10), ..ModelConfig::new("diracnet", 10, 3, 32) }, tch::Device::Cpu)
                 .unwrap();
-        let layers = identity_weights(&m.named_variables());
+        let layers = identity_weights(&m.named_variables()).unwrap();
         let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
             names,

@@ -1,7 +1,7 @@
 //! DiracNets v2 (Zagoruyko & Komodakis, arXiv 1706.00388; spec/diracnet.md): plain networks without
 //! skip connections whose 3×3 convolutions are Dirac-parameterised, Ŵ = diag(α)·δ + diag(β)·normalize(W).
 //!
-//! - [`DiracConv`] (1-D, 2-D, 3-D): the layer, for any network ([`conv`]'s documentation has an example).
+//! - [`DiracConv`] (1-D, 2-D, 3-D): the layer, for any network (the [`conv`] module has an example).
 //! - `diracnet`: DiracNet-d-w of `diracnet.py` — the CIFAR network (depth 6n+4, 3 groups of 2n blocks)
 //!   or the ImageNet one (DiracNet-18/34, 7×7 stem, 4 groups). **Which network is `dirac_net`**
 //!   (`--dirac-net cifar|imagenet`), which the recipe sets from the dataset: `imagefolder` ⇒ ImageNet,
@@ -20,7 +20,7 @@
 //! the constant `eye<out>_<in>_3_3` deltas the authors' flat dict holds, and `--init-from` accepts the
 //! authors' tensors with or without them (the released `diracnet18-v2_checkpoint.pth` is a dict of
 //! `params` and `stats`; both together are this model's tensors).
-mod conv;
+pub mod conv;
 mod net;
 
 pub use conv::{dirac_delta, dirac_kernel, normalize_filters, scaled_delta, DiracConv, DiracNames};
@@ -70,6 +70,16 @@ pub enum Network {
     Cifar,
     /// 7×7 stride-2 stem + BN + max-pool, 4 groups (depth 18 or 34), widths 64/128/256/512·w.
     Imagenet,
+}
+
+impl Network {
+    /// The option value: `cifar` or `imagenet`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Network::Cifar => "cifar",
+            Network::Imagenet => "imagenet",
+        }
+    }
 }
 
 /// Initialisation of the Dirac convolutions' W (diracnet.md §2.4).
@@ -159,8 +169,8 @@ fn materialize_config(named: &[(String, Tensor)], cfg: &ModelConfig) -> Result<(
         ..cfg.clone()
     };
     folded.options.remove("dirac_init");
-    folded.options.insert("dirac_net".into(), serde_json::to_value(geometry.network).unwrap_or_default());
-    Ok((folded, fold(named, &geometry, cfg.in_channels)?))
+    folded.options.insert("dirac_net".into(), geometry.network.name().into());
+    Ok((folded, fold(named, &geometry, cfg.in_channels, cfg.num_classes)?))
 }
 
 /// The key of the authors' shared delta for a weight shape, `eye64_64_3_3` (diracnet.md §2.1).
@@ -196,7 +206,7 @@ pub fn from_authors_names(named: NamedTensors) -> Result<NamedTensors> {
             ));
         }
         if name.starts_with("eye") {
-            if !t.equal(&dirac_delta(&t.size(), t.device()).to_kind(t.kind())) {
+            if t.dim() < 3 || !t.equal(&dirac_delta(&t.size(), t.device()).to_kind(t.kind())) {
                 return Err(input_err!(
                     "'{name}' is not the Dirac delta torch.nn.init.dirac_ makes for shape {:?}; the authors' eye* tensors are constant.",
                     t.size()
@@ -249,10 +259,11 @@ pub struct IdentityWeights {
 
 /// α and β of every Dirac convolution in a DiracNet's tensors (convtrain's or the authors' names, which
 /// are the same), in depth order (group, then block).
-pub fn identity_weights(named: &[(String, Tensor)]) -> Vec<IdentityWeights> {
+pub fn identity_weights(named: &[(String, Tensor)]) -> Result<Vec<IdentityWeights>> {
     let find = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
-    let values =
-        |t: &Tensor| Vec::<f64>::try_from(t.detach().to_kind(tch::Kind::Double).flatten(0, -1)).unwrap_or_default();
+    let values = |t: &Tensor| -> Result<Vec<f64>> {
+        Ok(Vec::<f64>::try_from(t.detach().to_device(tch::Device::Cpu).to_kind(tch::Kind::Double).flatten(0, -1))?)
+    };
     let mut layers: BTreeMap<(usize, usize), IdentityWeights> = BTreeMap::new();
     for (name, alpha) in named {
         let Some(base) = name.strip_suffix(".alpha") else { continue };
@@ -261,12 +272,15 @@ pub fn identity_weights(named: &[(String, Tensor)]) -> Vec<IdentityWeights> {
             continue;
         };
         let (Some(beta), Some(w)) = (find(&format!("{base}.beta")), find(&format!("{base}.conv"))) else { continue };
+        if w.dim() < 2 {
+            continue;
+        }
         let identity = w.size()[0].min(w.size()[1]) as usize;
-        let mut alpha = values(alpha);
+        let mut alpha = values(alpha)?;
         alpha.truncate(identity);
-        layers.insert((g, b), IdentityWeights { name: base.to_string(), group: g, alpha, beta: values(beta) });
+        layers.insert((g, b), IdentityWeights { name: base.to_string(), group: g, alpha, beta: values(beta)? });
     }
-    layers.into_values().collect()
+    Ok(layers.into_values().collect())
 }
 
 #[cfg(test)]
@@ -430,9 +444,10 @@ mod tests {
         }
         let m = Model::build(&cfg("diracnet", "cifar", 10, 1, 10, 3, 32), Device::Cpu).unwrap();
         let wrong = cfg("diracnet", "cifar", 10, 2, 10, 3, 32);
-        let e = fold(&m.named_variables(), &Geometry::from_config(&wrong).unwrap(), 3).unwrap_err().to_string();
+        let e = fold(&m.named_variables(), &Geometry::from_config(&wrong).unwrap(), 3, 10).unwrap_err().to_string();
         assert!(e.contains("'bn.weight'") && e.contains("shape"), "{e}");
-        let e = fold(&m.named_variables()[1..], &Geometry::from_config(&wrong).unwrap(), 3).unwrap_err().to_string();
+        let e =
+            fold(&m.named_variables()[1..], &Geometry::from_config(&wrong).unwrap(), 3, 10).unwrap_err().to_string();
         assert!(e.contains("no 'bn.weight'") || e.contains("'bn.weight' has shape"), "{e}");
     }
 
@@ -465,7 +480,7 @@ mod tests {
         bad.push(("eye8_8_3_3".into(), Tensor::ones([8, 8, 3, 3], (Kind::Float, Device::Cpu))));
         assert!(from_authors_names(bad).unwrap_err().to_string().contains("eye8_8_3_3"));
         // Folded and unfolded tensors each point to the other architecture.
-        let folded = fold(&ours, &Geometry::new(Network::Cifar, 10, 1).unwrap(), 3).unwrap();
+        let folded = fold(&ours, &Geometry::new(Network::Cifar, 10, 1).unwrap(), 3, 10).unwrap();
         let e = from_authors_names(folded.iter().map(|(n, t)| (n.clone(), t.copy())).collect()).unwrap_err();
         assert!(e.to_string().contains("--arch diracnet-folded"), "{e}");
         let e = from_folded_names(theirs).unwrap_err();

@@ -102,11 +102,11 @@ impl Geometry {
         let pools = self.blocks.len() as u32 - 1;
         if in_channels < 1 || side < 1 || side / 2i64.pow(pools) < 1 {
             return Err(input_err!(
-                "DiracNet-{}-{} ({:?}): {in_channels}×{image_size}×{image_size} inputs are too small for its pooling; \
-                 the last group needs at least a 1×1 map (CIFAR: side >= 4, ImageNet: side >= 32).",
+                "DiracNet-{}-{} ({}): {in_channels}×{image_size}×{image_size} inputs are too small for its pooling; \
+                 the last group needs at least a 1×1 map (CIFAR net: side >= 4, ImageNet net: side >= 29).",
                 self.depth,
                 self.width,
-                self.network
+                self.network.name()
             ));
         }
         Ok(())
@@ -293,8 +293,14 @@ impl ModuleT for FoldedDiracNet {
 /// Folds a trained DiracNet (convtrain's = the functional names) into the folded network's tensors
 /// (diracnet.md §4): per block, s = γ/√(running_var + 1e-5), W_fold = s·Ŵ, b_fold = β_bn − running_mean·s;
 /// the stem likewise with `bn`; `fc` unchanged; α, β, BN parameters and statistics dropped. Sorted by
-/// name. An input error names the first tensor that is missing or has the wrong shape.
-pub fn fold(named: &[(String, Tensor)], geometry: &Geometry, in_channels: i64) -> Result<Vec<(String, Tensor)>> {
+/// name. An input error names the first tensor that is missing or has the wrong shape for a
+/// `geometry` network on `in_channels` inputs with `num_classes` outputs.
+pub fn fold(
+    named: &[(String, Tensor)],
+    geometry: &Geometry,
+    in_channels: i64,
+    num_classes: i64,
+) -> Result<Vec<(String, Tensor)>> {
     let map: HashMap<&str, &Tensor> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let get = |name: String, shape: &[i64]| -> Result<Tensor> {
         let t = map
@@ -331,18 +337,8 @@ pub fn fold(named: &[(String, Tensor)], geometry: &Geometry, in_channels: i64) -
             out.push((format!("features.{name}.conv.bias"), b));
         }
         let last = *geometry.widths.last().unwrap_or(&w0);
-        for p in ["fc.weight", "fc.bias"] {
-            let t = map.get(p).ok_or_else(|| input_err!("--materialize: the DiracNet weights have no '{p}'."))?;
-            if t.size()[t.dim() - 1] != last && p == "fc.weight" {
-                return Err(input_err!(
-                    "--materialize: 'fc.weight' has shape {:?}; DiracNet-{}-{} has {last} features.",
-                    t.size(),
-                    geometry.depth,
-                    geometry.width
-                ));
-            }
-            out.push((p.to_string(), t.detach().copy()));
-        }
+        out.push(("fc.weight".to_string(), get("fc.weight".into(), &[num_classes, last])?));
+        out.push(("fc.bias".to_string(), get("fc.bias".into(), &[num_classes])?));
         Ok(())
     })?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
