@@ -97,6 +97,14 @@ pub enum VisualizeTarget {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// DiracNet: the learned α (identity weight) and β of every Dirac convolution, per layer, as a PNG.
+    Dirac {
+        /// A run directory (best checkpoint, else last) or a checkpoint file (convtrain's or the authors' names).
+        checkpoint: PathBuf,
+        /// Output PNG (default: dirac.png beside the checkpoint).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -126,8 +134,9 @@ pub struct CheckeredPatternArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Fold the model into its plain equivalent (SWRN: every shared kernel computed once).
-    #[arg(long, conflicts_with = "format")]
+    /// Fold a model into its plain equivalent: SWRN → WRN (every shared kernel computed once), DiracNet →
+    /// diracnet-folded (BN and the Dirac parameterisation folded into conv weight + bias).
+    #[arg(long, visible_alias = "fold", conflicts_with = "format")]
     pub materialize: bool,
     /// pytorch (safetensors in the original code's state_dict names), convtrain (safetensors,
     /// convtrain's names and metadata) or torchscript (a traced module for torch.jit.load).

@@ -105,3 +105,16 @@ fn vgg_feature_variants_match_an_independent_numpy_generator() {
         println!("depth {depth}: {} variants agree", ours.len());
     }
 }
+
+#[test]
+fn diracnet_matches_an_independent_functional_pytorch_diracnet() {
+    // Unfolded (eval and train mode) and folded logits on the same weights: CIFAR-10-style, a 1-channel
+    // 28×28 CIFAR net (MNIST) and the ImageNet geometry at 64×64.
+    for shape in [
+        ["cifar", "10", "1", "10", "3", "32"],
+        ["cifar", "16", "2", "100", "1", "28"],
+        ["imagenet", "18", "1", "5", "3", "64"],
+    ] {
+        check("diracnet_dump", &shape, "scripts/crosscheck_diracnet.py", &["{dir}"]);
+    }
+}

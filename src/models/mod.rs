@@ -4,6 +4,7 @@
 pub mod checkered;
 pub mod checkered_names;
 pub mod densenet;
+pub mod diracnet;
 pub mod export;
 pub mod layers;
 pub mod mnist_toy;
@@ -103,6 +104,7 @@ options::family_options! {
     swrn: swrn::SwrnOptions,
     checkered: checkered::CheckeredOptions,
     vgg_features: vgg_features::VggFeaturesOptions,
+    diracnet: diracnet::DiracOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -225,10 +227,19 @@ pub fn same_names(t: NamedTensors) -> Result<NamedTensors> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, vgg_features::ARCHS, mnist_toy::ARCHS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        wrn::ARCHS,
+        swrn::ARCHS,
+        resnet::ARCHS,
+        densenet::ARCHS,
+        vgg::ARCHS,
+        vgg_features::ARCHS,
+        mnist_toy::ARCHS,
+        diracnet::ARCHS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.
