@@ -33,6 +33,8 @@
 pub mod cifar;
 pub mod imagenet;
 pub mod layers;
+#[cfg(test)]
+mod tests;
 
 pub use layers::{GeneratedConv2d, GeneratorInit, SliceGenerator, SliceShape, SwitchableConv};
 
@@ -52,87 +54,55 @@ use tch::{Device, Kind, Tensor};
 /// The spec file of this family.
 const FAMILY: &str = "associative";
 
-/// A CSG network and its baseline twin.
-const fn pair(name: &'static str, org: &'static str, about: &'static str, org_about: &'static str, recipe: fn(&str) -> serde_json::Value) -> [Arch; 2] {
-    [
-        Arch {
-            import: import_csg,
-            export: to_pytorch_names,
-            materialize: Some(materialize),
-            defaults: recipe,
-            prepare: Some(load_generator),
-            report: Some(compression_report),
-            ..Arch::new(name, FAMILY, about, build)
-        },
-        Arch { import: import_baseline, export: to_pytorch_names, defaults: recipe, ..Arch::new(org, FAMILY, org_about, build) },
-    ]
+/// A CSG architecture.
+const fn csg(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_json::Value) -> Arch {
+    Arch {
+        import: import_csg,
+        export: to_pytorch_names,
+        materialize: Some(materialize),
+        defaults: recipe,
+        prepare: Some(load_generator),
+        report: Some(compression_report),
+        ..Arch::new(name, FAMILY, about, build)
+    }
 }
 
-const CIFAR_RESNET: [Arch; 2] = pair(
-    "csg-resnet",
-    "csg-resnet-org",
-    "CIFAR ResNet-(6n+2) (--depth, default 56) with CSG-generated 3x3 convs, [12,12,3,3]-72 (associative.md §3.1)",
-    "CIFAR ResNet-(6n+2) baseline of csg-resnet (the original's org: plain convs, option-A shortcuts)",
-    cifar_resnet_recipe,
-);
-const DENSENET: [Arch; 2] = pair(
-    "csg-densenet",
-    "csg-densenet-org",
-    "CIFAR DenseNet-BC-L-k (--depth 40, --width k = 48), CSG-generated bottleneck 3x3 convs, [12,12,3,3]-72",
-    "CIFAR DenseNet-BC-L-k baseline of csg-densenet (the original's org)",
-    densenet_recipe,
-);
-const RESNET18: [Arch; 2] = pair(
-    "csg-resnet18",
-    "csg-resnet18-org",
-    "the paper's ImageNet ResNet-18-CSG: Bottleneck [2,2,2,2] with CSG conv2, [16,16,3,3]-128 (§5.1)",
-    "ImageNet Bottleneck [2,2,2,2] baseline of csg-resnet18 (the paper's 'ResNet-18 (Original)' count)",
-    imagenet_recipe,
-);
-const RESNET18_BASIC: [Arch; 2] = pair(
-    "csg-resnet18-basic",
-    "csg-resnet18-basic-org",
-    "the repo's ImageNet resnet18(): BasicBlock2 [2,2,2,2], only conv1 CSG-generated, [16,16,3,3]-128",
-    "ImageNet BasicBlock ResNet-18 baseline of csg-resnet18-basic (torchvision resnet18)",
-    imagenet_recipe,
-);
-const RESNET50: [Arch; 2] = pair(
-    "csg-resnet50",
-    "csg-resnet50-org",
-    "ImageNet ResNet-50 with CSG-generated Bottleneck conv2, [16,16,3,3]-128 (associative.md §3.4)",
-    "ImageNet ResNet-50 baseline of csg-resnet50 (torchvision resnet50)",
-    imagenet_recipe,
-);
-const RESNET101: [Arch; 2] = pair(
-    "csg-resnet101",
-    "csg-resnet101-org",
-    "ImageNet ResNet-101 with CSG-generated Bottleneck conv2, [16,16,3,3]-128 (associative.md §3.4)",
-    "ImageNet ResNet-101 baseline of csg-resnet101 (torchvision resnet101)",
-    imagenet_recipe,
-);
-const RESNET152: [Arch; 2] = pair(
-    "csg-resnet152",
-    "csg-resnet152-org",
-    "ImageNet ResNet-152 with CSG-generated Bottleneck conv2, [16,16,3,3]-128 (associative.md §3.4)",
-    "ImageNet ResNet-152 baseline of csg-resnet152 (torchvision resnet152)",
-    imagenet_recipe,
-);
+/// The baseline twin `<name>-org` of a CSG architecture (the original's `org=True`).
+const fn org(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_json::Value) -> Arch {
+    Arch { import: import_baseline, export: to_pytorch_names, defaults: recipe, ..Arch::new(name, FAMILY, about, build) }
+}
 
 pub const ARCHS: &[Arch] = &[
-    CIFAR_RESNET[0],
-    CIFAR_RESNET[1],
-    DENSENET[0],
-    DENSENET[1],
-    RESNET18[0],
-    RESNET18[1],
-    RESNET18_BASIC[0],
-    RESNET18_BASIC[1],
-    RESNET50[0],
-    RESNET50[1],
-    RESNET101[0],
-    RESNET101[1],
-    RESNET152[0],
-    RESNET152[1],
+    csg(
+        "csg-resnet",
+        "CIFAR ResNet-(6n+2) (--depth, default 56), both 3x3 convs of every block CSG-generated, [12,12,3,3]-72",
+        cifar_resnet_recipe,
+    ),
+    org("csg-resnet-org", "baseline of csg-resnet (the original's org: plain convs, option-A shortcuts)", cifar_resnet_recipe),
+    csg(
+        "csg-densenet",
+        "CIFAR DenseNet-BC-L-k (--depth 40, --width k = 48), bottleneck 3x3 convs CSG-generated, [12,12,3,3]-72",
+        densenet_recipe,
+    ),
+    org("csg-densenet-org", "baseline of csg-densenet (the original's org)", densenet_recipe),
+    csg(
+        "csg-resnet18",
+        "the paper's ImageNet ResNet-18-CSG: Bottleneck [2,2,2,2], conv2 CSG-generated, [16,16,3,3]-128",
+        imagenet_recipe,
+    ),
+    org("csg-resnet18-org", "baseline of csg-resnet18 (Bottleneck [2,2,2,2]: the paper's 'ResNet-18' count)", imagenet_recipe),
+    csg(
+        "csg-resnet18-basic",
+        "the repo's ImageNet resnet18(): BasicBlock2 [2,2,2,2], only conv1 CSG-generated, [16,16,3,3]-128",
+        imagenet_recipe,
+    ),
+    org("csg-resnet18-basic-org", "baseline of csg-resnet18-basic (torchvision's BasicBlock ResNet-18)", imagenet_recipe),
+    csg("csg-resnet50", "ImageNet ResNet-50, Bottleneck conv2 CSG-generated, [16,16,3,3]-128", imagenet_recipe),
+    org("csg-resnet50-org", "baseline of csg-resnet50 (torchvision's ResNet-50)", imagenet_recipe),
+    csg("csg-resnet101", "ImageNet ResNet-101, Bottleneck conv2 CSG-generated, [16,16,3,3]-128", imagenet_recipe),
+    org("csg-resnet101-org", "baseline of csg-resnet101 (torchvision's ResNet-101)", imagenet_recipe),
+    csg("csg-resnet152", "ImageNet ResNet-152, Bottleneck conv2 CSG-generated, [16,16,3,3]-128", imagenet_recipe),
+    org("csg-resnet152-org", "baseline of csg-resnet152 (torchvision's ResNet-152)", imagenet_recipe),
 ];
 
 /// The CSG model options (associative.md §2.1, §2.3, §4.1). None of them applies to an `-org` baseline.
