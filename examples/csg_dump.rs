@@ -13,7 +13,7 @@
 //! Usage: `cargo run --release --example csg_dump -- DIR ARCH [depth=D] [width=K] [slice=S,S,k,k]
 //! [code_size=C] [classes=N] [image_size=H] [in_channels=C]` (defaults: the architecture's, 10 classes,
 //! 32×32×3 inputs).
-use convtrain::models::associative::generated_kernels;
+use convtrain::models::associative::{generated_kernels, generator_config};
 use convtrain::models::{find, Model, ModelConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -30,8 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let num = |k: &str| -> Result<Option<i64>, Box<dyn std::error::Error>> {
         Ok(settings.get(k).map(|v| v.parse()).transpose()?)
     };
-    let (classes, size, channels) = (num("classes")?.unwrap_or(10), num("image_size")?.unwrap_or(32), num("in_channels")?.unwrap_or(3));
-    let mut cfg = ModelConfig { depth: num("depth")?, width: num("width")?, ..ModelConfig::new(arch, classes, channels, size) };
+    let (classes, size, channels) =
+        (num("classes")?.unwrap_or(10), num("image_size")?.unwrap_or(32), num("in_channels")?.unwrap_or(3));
+    let mut cfg =
+        ModelConfig { depth: num("depth")?, width: num("width")?, ..ModelConfig::new(arch, classes, channels, size) };
     if let Some(s) = settings.get("slice") {
         let dims: Vec<i64> = s.split(',').map(str::parse).collect::<Result<_, _>>()?;
         cfg = cfg.with_option("slice", dims);
@@ -64,9 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arch_entry = find(arch)?;
     Tensor::write_safetensors(&(arch_entry.export)(&named), dir.join("weights.safetensors"))?;
     let mut io = vec![("input".to_string(), input.shallow_clone()), ("logits_eval".to_string(), logits_eval)];
-    for (name, kernel) in generated_kernels(&named, &cfg)? {
-        io.push((format!("kernel.{name}"), kernel));
-    }
+    io.extend(generated_kernels(&named, &cfg)?.into_iter().map(|(name, kernel)| (format!("kernel.{name}"), kernel)));
     let fold = arch_entry.materialize.ok_or("the architecture has no baseline to materialize")?;
     let (plain_cfg, plain) = fold(&named, &cfg)?;
     Tensor::write_safetensors(&(find(&plain_cfg.arch)?.export)(&plain), dir.join("materialized.safetensors"))?;
@@ -74,14 +74,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     io.push(("logits_train".to_string(), tch::no_grad(|| model.forward_t(&input, true))));
     Tensor::write_safetensors(&io, dir.join("io.safetensors"))?;
 
-    let o: convtrain::models::associative::CsgOptions = cfg.options()?;
-    let g = convtrain::models::associative::generator_config(&cfg)?.ok_or("a CSG architecture is needed")?;
+    let g = generator_config(&cfg)?.ok_or("a CSG architecture is needed")?;
     let doc = serde_json::json!({
         "arch": arch, "depth": cfg.depth, "width": cfg.width, "slice": g.slice.dims(), "code_size": g.code_size,
         "num_classes": classes, "in_channels": channels, "image_size": size, "num_parameters": model.num_parameters(),
-        "options": o,
     });
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&doc)?)?;
-    println!("{arch} ({} parameters): {} generated kernels written to {}", model.num_parameters(), io.len() - 3, dir.display());
+    println!(
+        "{arch} ({} parameters): {} generated kernels written to {}",
+        model.num_parameters(),
+        io.len() - 3,
+        dir.display()
+    );
     Ok(())
 }

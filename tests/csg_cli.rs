@@ -49,15 +49,27 @@ fn summary_counts_and_compression_report() {
     let d = tempfile::tempdir().unwrap();
     for (model, want, ratio) in [
         (vec!["--arch", "csg-resnet", "--depth", "56"], "160,450", Some("5.32x")),
-        (vec!["--arch", "csg-resnet", "--depth", "56", "--slice", "16,16,3,3", "--code-size", "128"], "347,162", Some("2.46x")),
-        (vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"], "176,698", Some("1.53x")),
+        (
+            vec!["--arch", "csg-resnet", "--depth", "56", "--slice", "16,16,3,3", "--code-size", "128"],
+            "347,162",
+            Some("2.46x"),
+        ),
+        (
+            vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"],
+            "176,698",
+            Some("1.53x"),
+        ),
         (vec!["--arch", "csg-resnet", "--depth", "110"], "227,986", Some("7.58x")),
         (vec!["--arch", "csg-resnet-org", "--depth", "56"], "853,018", None),
         (vec!["--arch", "csg-densenet", "--width", "36"], "842,842", Some("1.83x")),
         (vec!["--arch", "csg-densenet"], "1,416,394", Some("1.93x")),
         (vec!["--arch", "csg-densenet-org", "--width", "48"], "2,733,130", None),
         // A reused, frozen generator: 160,450 − 93,312 trainable (associative.md §3.1).
-        (vec!["--arch", "csg-resnet", "--depth", "56", "--csg-from", "elsewhere", "--freeze-csg"], "67,138", Some("5.32x")),
+        (
+            vec!["--arch", "csg-resnet", "--depth", "56", "--csg-from", "elsewhere", "--freeze-csg"],
+            "67,138",
+            Some("5.32x"),
+        ),
     ] {
         let mut a = vec!["summary", "--dataset", "cifar10"];
         a.extend(&model);
@@ -78,11 +90,19 @@ fn checkpoint_counts_across_depths_growth_rates_and_slices() {
     data(d.path());
     for (job, model, want) in [
         ("r20", vec!["--arch", "csg-resnet", "--depth", "20"], 115_426),
-        ("r20-1616-72", vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"], 176_698),
+        (
+            "r20-1616-72",
+            vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"],
+            176_698,
+        ),
         ("r32", vec!["--arch", "csg-resnet", "--depth", "32"], 130_434),
         ("r20-org", vec!["--arch", "csg-resnet-org", "--depth", "20"], 269_722),
         ("d40-12", vec!["--arch", "csg-densenet", "--depth", "40", "--width", "12"], 181_306),
-        ("d40-12-1616", vec!["--arch", "csg-densenet", "--width", "12", "--slice", "16,16,3,3", "--code-size", "128"], 384_634),
+        (
+            "d40-12-1616",
+            vec!["--arch", "csg-densenet", "--width", "12", "--slice", "16,16,3,3", "--code-size", "128"],
+            384_634,
+        ),
     ] {
         let o = run(d.path(), &train(job, "1", &model));
         assert!(o.status.success(), "{job}: {}", stderr(&o));
@@ -104,9 +124,18 @@ fn recipe_generator_reuse_across_depths_frozen_through_training_and_resume() {
     let run_cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/a/config.json")).unwrap()).unwrap();
     let c = &run_cfg["config"];
-    assert_eq!((c["lr"].as_f64(), c["nesterov"].as_bool(), c["weight_decay"].as_f64()), (Some(0.05), Some(false), Some(5e-4)));
-    assert_eq!((c["milestones"].clone(), c["gammas"].clone()), (serde_json::json!([100, 150]), serde_json::json!([0.1, 0.1])));
-    assert_eq!((c["epochs"].as_u64(), c["augment"].clone(), c["val_split"].as_f64()), (Some(1), serde_json::json!(["crop:4", "flip"]), Some(0.0)));
+    assert_eq!(
+        (c["lr"].as_f64(), c["nesterov"].as_bool(), c["weight_decay"].as_f64()),
+        (Some(0.05), Some(false), Some(5e-4))
+    );
+    assert_eq!(
+        (c["milestones"].clone(), c["gammas"].clone()),
+        (serde_json::json!([100, 150]), serde_json::json!([0.1, 0.1]))
+    );
+    assert_eq!(
+        (c["epochs"].as_u64(), c["augment"].clone(), c["val_split"].as_f64()),
+        (Some(1), serde_json::json!(["crop:4", "flip"]), Some(0.0))
+    );
     assert_eq!(c["std"], serde_json::json!([0.2023, 0.1994, 0.2010]));
     let source = weights(&d.path().join("runs/a/best.safetensors"));
 
@@ -138,7 +167,8 @@ fn recipe_generator_reuse_across_depths_frozen_through_training_and_resume() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(&format!("({} parameters)", 100_418 - generator)), "{}", stdout(&o));
     let w = weights(&d.path().join("runs/bin/last.safetensors"));
-    let values: Vec<f32> = tensor(&w, "CSG.weight").chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let values: Vec<f32> =
+        tensor(&w, "CSG.weight").chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     assert!(values.iter().all(|&v| v == 0.5 || v == -0.5));
 }
 
@@ -159,7 +189,9 @@ fn export_materialize_and_evaluate_score_the_same_logits() {
     let o = run(d.path(), &["export", "--format", "pytorch", "runs/m", "pt.safetensors"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let names: Vec<String> = weights(&d.path().join("pt.safetensors")).into_iter().map(|(n, _)| n).collect();
-    for want in ["CSG.weight", "stage_1.0.CSG.weight", "stage_3.0.code2", "bn_1.num_batches_tracked", "classifier.weight"] {
+    for want in
+        ["CSG.weight", "stage_1.0.CSG.weight", "stage_3.0.code2", "bn_1.num_batches_tracked", "classifier.weight"]
+    {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     let mut a = vec!["--init-from", "pt.safetensors"];
@@ -170,7 +202,10 @@ fn export_materialize_and_evaluate_score_the_same_logits() {
     let o = run(d.path(), &["export", "--materialize", "runs/m", "plain.safetensors"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let names: Vec<String> = weights(&d.path().join("plain.safetensors")).into_iter().map(|(n, _)| n).collect();
-    assert!(names.iter().any(|n| n == "stage_2.0.conv_a.weight") && !names.iter().any(|n| n.contains("CSG") || n.contains("code")));
+    assert!(
+        names.iter().any(|n| n == "stage_2.0.conv_a.weight")
+            && !names.iter().any(|n| n.contains("CSG") || n.contains("code"))
+    );
     let plain = evaluate(&["--resume", "plain.safetensors"]);
     assert_eq!(plain["arch"], "csg-resnet-org");
     assert_eq!(plain["top1"], base["top1"]);
@@ -188,7 +223,10 @@ fn export_materialize_and_evaluate_score_the_same_logits() {
 fn bad_csg_input_is_a_clear_error_and_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     data(d.path());
-    let o = run(d.path(), &train("small", "1", &["--arch", "csg-resnet", "--depth", "8", "--slice", "16,16,3,3", "--code-size", "128"]));
+    let o = run(
+        d.path(),
+        &train("small", "1", &["--arch", "csg-resnet", "--depth", "8", "--slice", "16,16,3,3", "--code-size", "128"]),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(d.path(), &train("org", "1", &["--arch", "csg-resnet-org", "--depth", "8"]));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -206,10 +244,16 @@ fn bad_csg_input_is_a_clear_error_and_writes_nothing() {
         (csg(&["--freeze-csg"]), vec!["--freeze-csg", "--csg-from", "--csg-init binary"]),
         (csg(&["--csg-init", "binary", "--csg-from", "runs/small"]), vec!["--csg-init binary", "--csg-from"]),
         (csg(&["--csg-from", "runs/org"]), vec!["--csg-from", "runs/org", "no slice generator"]),
-        (csg(&["--csg-from", "runs/small"]), vec!["--csg-from", "slice [16,16,3,3] and code size 128", "expects slice [12,12,3,3] and code size 72"]),
+        (
+            csg(&["--csg-from", "runs/small"]),
+            vec!["--csg-from", "slice [16,16,3,3] and code size 128", "expects slice [12,12,3,3] and code size 72"],
+        ),
         (csg(&["--csg-from", "small-pt.safetensors"]), vec!["small-pt.safetensors", "[2304, 128]", "[1296, 72]"]),
         (csg(&["--csg-from", "nowhere"]), vec!["nowhere", "no such checkpoint"]),
-        (vec!["--arch", "csg-resnet-org", "--depth", "8", "--code-size", "16"], vec!["--code-size", "baseline", "'csg-resnet'"]),
+        (
+            vec!["--arch", "csg-resnet-org", "--depth", "8", "--code-size", "16"],
+            vec!["--code-size", "baseline", "'csg-resnet'"],
+        ),
     ];
     for (i, (model, needles)) in cases.into_iter().enumerate() {
         let job = format!("bad{i}");

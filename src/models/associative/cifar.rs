@@ -53,14 +53,25 @@ impl BasicBlock {
         // The init loop: every Conv2d ~ N(0, 2/(k·k·out_channels)) (fan-out).
         let conv = |plain: &str, code: &str, cin: i64, stride: i64| {
             let spec = ConvSpec::new(3).stride(stride).padding(1).grid(grid);
-            SwitchableConv::new(p, generator, plain, code, cin, planes, spec, kaiming_normal(9 * planes), CIFAR_RESNET_CODE_INIT)
+            SwitchableConv::new(
+                p,
+                generator,
+                plain,
+                code,
+                cin,
+                planes,
+                spec,
+                kaiming_normal(9 * planes),
+                CIFAR_RESNET_CODE_INIT,
+            )
         };
         Ok(BasicBlock {
             conv_a: conv("conv_a", "code", cin, stride)?,
             bn_a: BatchNorm::new(&(p / "bn_a"), planes),
             conv_b: conv("conv_b", "code2", planes, 1)?,
             bn_b: BatchNorm::new(&(p / "bn_b"), planes),
-            downsample: (stride != 1 || cin != planes).then(|| format!("{}.downsample", crate::models::layers::path_name(p))),
+            downsample: (stride != 1 || cin != planes)
+                .then(|| format!("{}.downsample", crate::models::layers::path_name(p))),
             grid,
         })
     }
@@ -114,8 +125,12 @@ impl CifarResNet {
         grid: Grid,
     ) -> Result<CifarResNet> {
         let n = resnet_blocks_per_stage(depth)?;
-        let conv_1_3x3 =
-            Conv2d::new(&(root / "conv_1_3x3"), in_channels, 16, ConvSpec::new(3).padding(1).init(kaiming_normal(9 * 16)).grid(grid));
+        let conv_1_3x3 = Conv2d::new(
+            &(root / "conv_1_3x3"),
+            in_channels,
+            16,
+            ConvSpec::new(3).padding(1).init(kaiming_normal(9 * 16)).grid(grid),
+        );
         let mut blocks = Vec::new();
         let mut cin = 16;
         for (s, planes) in [16, 32, 64].into_iter().enumerate() {
@@ -126,7 +141,8 @@ impl CifarResNet {
                 cin = planes;
             }
         }
-        let classifier = Linear::new(&(root / "classifier"), 64, num_classes, kaiming_normal(64), Some(Init::Const(0.0)));
+        let classifier =
+            Linear::new(&(root / "classifier"), 64, num_classes, kaiming_normal(64), Some(Init::Const(0.0)));
         Ok(CifarResNet { conv_1_3x3, bn_1: BatchNorm::new(&(root / "bn_1"), 16), blocks, classifier, grid })
     }
 }
@@ -206,7 +222,12 @@ impl DenseNetBC {
             return Err(input_err!("--width: the DenseNet growth rate k must be a positive integer, got {growth}."));
         }
         let plain = |p: &nn::Path, cin: i64, cout: i64, k: i64| {
-            Conv2d::new(p, cin, cout, ConvSpec::new(k).padding(k / 2).init(torch_default_uniform(cin * k * k)).grid(grid))
+            Conv2d::new(
+                p,
+                cin,
+                cout,
+                ConvSpec::new(k).padding(k / 2).init(torch_default_uniform(cin * k * k)).grid(grid),
+            )
         };
         let mut channels = 2 * growth;
         let conv1 = plain(&(root / "conv1"), in_channels, channels, 3);
@@ -247,8 +268,7 @@ impl DenseNetBC {
             });
             stages.push((layers, Transition { bn, conv }));
         }
-        let linear =
-            Linear::new(&(root / "linear"), channels, num_classes, torch_default_uniform(channels), None);
+        let linear = Linear::new(&(root / "linear"), channels, num_classes, torch_default_uniform(channels), None);
         Ok(DenseNetBC { conv1, stages, linear, grid })
     }
 }

@@ -61,7 +61,9 @@ impl SliceShape {
             ));
         }
         if kh != kw {
-            return Err(input_err!("--slice {s0},{s1},{kh},{kw}: the generated kernels are square (k×k), got {kh}×{kw}."));
+            return Err(input_err!(
+                "--slice {s0},{s1},{kh},{kw}: the generated kernels are square (k×k), got {kh}×{kw}."
+            ));
         }
         Ok(SliceShape { channels: s0, kernel: kh })
     }
@@ -205,7 +207,8 @@ impl GeneratedConv2d {
         }
         let rows = slice.num_slices(in_channels, out_channels);
         let codes = p.f_var(code_name, &[rows, generator.code_size], code_init)?;
-        let geometry = Conv2d { weight: Tensor::new(), bias: None, spec, name: format!("{}.{code_name}", path_name(p)) };
+        let geometry =
+            Conv2d { weight: Tensor::new(), bias: None, spec, name: format!("{}.{code_name}", path_name(p)) };
         Ok(GeneratedConv2d { codes, generator: generator.clone(), in_channels, out_channels, geometry })
     }
 
@@ -245,10 +248,18 @@ impl SwitchableConv {
         code_init: Init,
     ) -> Result<SwitchableConv> {
         Ok(match generator {
-            None => SwitchableConv::Plain(Conv2d::new(&(p / plain_name), in_channels, out_channels, spec.init(plain_init))),
-            Some(g) => {
-                SwitchableConv::Generated(GeneratedConv2d::new(p, code_name, g, in_channels, out_channels, spec, code_init)?)
+            None => {
+                SwitchableConv::Plain(Conv2d::new(&(p / plain_name), in_channels, out_channels, spec.init(plain_init)))
             }
+            Some(g) => SwitchableConv::Generated(GeneratedConv2d::new(
+                p,
+                code_name,
+                g,
+                in_channels,
+                out_channels,
+                spec,
+                code_init,
+            )?),
         })
     }
 }
@@ -268,7 +279,8 @@ mod tests {
     use tch::{Device, Kind};
 
     fn generator(root: &nn::Path, dims: &[i64], code: i64) -> SliceGenerator {
-        SliceGenerator::new(&(root / "CSG"), SliceShape::new(dims).unwrap(), code, GeneratorInit::TorchDefault, false).unwrap()
+        SliceGenerator::new(&(root / "CSG"), SliceShape::new(dims).unwrap(), code, GeneratorInit::TorchDefault, false)
+            .unwrap()
     }
 
     /// §2.4's worked shapes and the flat layout: slice s fills flat positions [s·P, (s+1)·P) of the

@@ -69,7 +69,12 @@ const fn csg(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_
 
 /// The baseline twin `<name>-org` of a CSG architecture (the original's `org=True`).
 const fn org(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_json::Value) -> Arch {
-    Arch { import: import_baseline, export: to_pytorch_names, defaults: recipe, ..Arch::new(name, FAMILY, about, build) }
+    Arch {
+        import: import_baseline,
+        export: to_pytorch_names,
+        defaults: recipe,
+        ..Arch::new(name, FAMILY, about, build)
+    }
 }
 
 pub const ARCHS: &[Arch] = &[
@@ -78,7 +83,11 @@ pub const ARCHS: &[Arch] = &[
         "CIFAR ResNet-(6n+2) (--depth, default 56), both 3x3 convs of every block CSG-generated, [12,12,3,3]-72",
         cifar_resnet_recipe,
     ),
-    org("csg-resnet-org", "baseline of csg-resnet (the original's org: plain convs, option-A shortcuts)", cifar_resnet_recipe),
+    org(
+        "csg-resnet-org",
+        "baseline of csg-resnet (the original's org: plain convs, option-A shortcuts)",
+        cifar_resnet_recipe,
+    ),
     csg(
         "csg-densenet",
         "CIFAR DenseNet-BC-L-k (--depth 40, --width k = 48), bottleneck 3x3 convs CSG-generated, [12,12,3,3]-72",
@@ -90,13 +99,21 @@ pub const ARCHS: &[Arch] = &[
         "the paper's ImageNet ResNet-18-CSG: Bottleneck [2,2,2,2], conv2 CSG-generated, [16,16,3,3]-128",
         imagenet_recipe,
     ),
-    org("csg-resnet18-org", "baseline of csg-resnet18 (Bottleneck [2,2,2,2]: the paper's 'ResNet-18' count)", imagenet_recipe),
+    org(
+        "csg-resnet18-org",
+        "baseline of csg-resnet18 (Bottleneck [2,2,2,2]: the paper's 'ResNet-18' count)",
+        imagenet_recipe,
+    ),
     csg(
         "csg-resnet18-basic",
         "the repo's ImageNet resnet18(): BasicBlock2 [2,2,2,2], only conv1 CSG-generated, [16,16,3,3]-128",
         imagenet_recipe,
     ),
-    org("csg-resnet18-basic-org", "baseline of csg-resnet18-basic (torchvision's BasicBlock ResNet-18)", imagenet_recipe),
+    org(
+        "csg-resnet18-basic-org",
+        "baseline of csg-resnet18-basic (torchvision's BasicBlock ResNet-18)",
+        imagenet_recipe,
+    ),
     csg("csg-resnet50", "ImageNet ResNet-50, Bottleneck conv2 CSG-generated, [16,16,3,3]-128", imagenet_recipe),
     org("csg-resnet50-org", "baseline of csg-resnet50 (torchvision's ResNet-50)", imagenet_recipe),
     csg("csg-resnet101", "ImageNet ResNet-101, Bottleneck conv2 CSG-generated, [16,16,3,3]-128", imagenet_recipe),
@@ -168,9 +185,7 @@ impl Validate for CsgOptions {
             ));
         }
         if binary && self.csg_from.is_some() {
-            return Err(input_err!(
-                "--csg-init binary and --csg-from both set the generator; give one of them."
-            ));
+            return Err(input_err!("--csg-init binary and --csg-from both set the generator; give one of them."));
         }
         Ok(())
     }
@@ -355,8 +370,12 @@ pub fn from_pytorch_names(named: NamedTensors) -> Result<NamedTensors> {
 fn import_csg(named: NamedTensors) -> Result<NamedTensors> {
     let out = from_pytorch_names(named)?;
     if !out.iter().any(|(n, _)| n == GENERATOR) {
-        let plain: Vec<&str> =
-            out.iter().map(|(n, _)| n.as_str()).filter(|n| n.ends_with("conv_a.weight") || n.ends_with("conv2.weight")).take(1).collect();
+        let plain: Vec<&str> = out
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| n.ends_with("conv_a.weight") || n.ends_with("conv2.weight"))
+            .take(1)
+            .collect();
         return Err(input_err!(
             "these weights hold no slice generator (no 'CSG.weight', 'CLG.weight' or per-block alias){}: they are a \
              baseline (org) network's or another family's, and the model is a CSG network. Load a baseline into the \
@@ -449,7 +468,7 @@ pub fn generated_kernels(named: &[(String, Tensor)], cfg: &ModelConfig) -> Resul
                 [g.slice.num_slices(cin, cout), g.code_size]
             ));
         }
-        out.push((conv, tch::no_grad(|| generator.kernel(codes, cin, cout))));
+        out.push((conv, tch::no_grad(|| generator.kernel(codes, cin, cout).contiguous())));
     }
     Ok(out)
 }
@@ -488,7 +507,11 @@ fn load_generator(model: &Model) -> Result<()> {
     })?;
     let expected = format!("slice {} and code size {}", want.slice, want.code_size);
     if let Some(source_cfg) = ModelConfig::from_checkpoint(&ck)? {
-        if let Some(theirs) = find(&source_cfg.arch).ok().filter(|a| a.family == FAMILY).and_then(|_| generator_config(&source_cfg).ok().flatten()) {
+        if let Some(theirs) = find(&source_cfg.arch)
+            .ok()
+            .filter(|a| a.family == FAMILY)
+            .and_then(|_| generator_config(&source_cfg).ok().flatten())
+        {
             if (theirs.slice, theirs.code_size) != (want.slice, want.code_size) {
                 return Err(input_err!(
                     "--csg-from {}: that generator was trained with slice {} and code size {}; this model expects {expected} \
@@ -508,7 +531,11 @@ fn load_generator(model: &Model) -> Result<()> {
             weight.size()
         ));
     }
-    let mut own = model.vs.variables().remove(GENERATOR).ok_or_else(|| crate::internal_err!("CSG model without '{GENERATOR}'"))?;
+    let mut own = model
+        .vs
+        .variables()
+        .remove(GENERATOR)
+        .ok_or_else(|| crate::internal_err!("CSG model without '{GENERATOR}'"))?;
     tch::no_grad(|| own.copy_(weight));
     Ok(())
 }
@@ -538,7 +565,10 @@ impl Compression {
     }
 
     pub fn of(model: &Model) -> Result<Compression> {
-        let (mut c, mut frozen) = (Compression { generator: 0, generator_frozen: false, codes: 0, rest: 0, generated_convs: 0, baseline: 0 }, false);
+        let (mut c, mut frozen) = (
+            Compression { generator: 0, generator_frozen: false, codes: 0, rest: 0, generated_convs: 0, baseline: 0 },
+            false,
+        );
         for (name, t) in model.named_variables() {
             let n = t.numel() as i64;
             if name == GENERATOR {

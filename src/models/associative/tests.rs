@@ -116,7 +116,8 @@ fn compression_parts_frozen_generator_and_ratio() {
     assert_eq!((c.generated_convs, c.generator_frozen, c.total()), (54, false, 160_450));
     assert_eq!(format!("{:.2}", c.ratio()), "5.32");
     // A reused generator with --freeze-csg: saved, but not a parameter any more (§3.1: 160,450 − 93,312).
-    let frozen = cfg("csg-resnet", Some(56), None, 10).with_option("csg_from", "elsewhere").with_option("freeze_csg", true);
+    let frozen =
+        cfg("csg-resnet", Some(56), None, 10).with_option("csg_from", "elsewhere").with_option("freeze_csg", true);
     let m = Model::build(&frozen, Device::Cpu).unwrap();
     assert_eq!(m.num_parameters(), 67_138);
     assert!(m.named_parameters().iter().all(|(n, _)| n != GENERATOR));
@@ -124,7 +125,8 @@ fn compression_parts_frozen_generator_and_ratio() {
     let c = Compression::of(&m).unwrap();
     assert_eq!((c.generator_frozen, c.total()), (true, 160_450));
     let report = compression_report(&m).unwrap();
-    for needle in ["[12,12,3,3]-72", "93,312 (frozen", "54 generated", "61,992", "5,146", "160,450", "853,018", "5.32x"] {
+    for needle in ["[12,12,3,3]-72", "93,312 (frozen", "54 generated", "61,992", "5,146", "160,450", "853,018", "5.32x"]
+    {
         assert!(report.contains(needle), "{needle}: {report}");
     }
     // DenseNet-BC-40-48 with the binary generator: 1,323,082 trainable (§3.2).
@@ -140,7 +142,15 @@ fn variables_carry_the_authors_names() {
         Model::build(c, Device::Cpu).unwrap().named_variables().into_iter().map(|(n, _)| n).collect()
     };
     let csg = names(&cfg("csg-resnet", Some(20), None, 10));
-    for n in ["CSG.weight", "conv_1_3x3.weight", "bn_1.running_var", "stage_2.0.code", "stage_2.0.code2", "stage_3.2.bn_b.bias", "classifier.bias"] {
+    for n in [
+        "CSG.weight",
+        "conv_1_3x3.weight",
+        "bn_1.running_var",
+        "stage_2.0.code",
+        "stage_2.0.code2",
+        "stage_3.2.bn_b.bias",
+        "classifier.bias",
+    ] {
         assert!(csg.contains(n), "{n}");
     }
     assert!(!csg.iter().any(|n| n.contains("conv_a") || n.contains("downsample")));
@@ -148,26 +158,51 @@ fn variables_carry_the_authors_names() {
     assert!(org.contains("stage_1.0.conv_a.weight") && org.contains("stage_3.2.conv_b.weight"));
     assert!(!org.iter().any(|n| n.contains("CSG") || n.contains("code")));
     let dense = names(&cfg("csg-densenet", Some(40), Some(12), 10));
-    for n in ["conv1.weight", "dense1.0.code2", "dense3.5.conv1.weight", "trans2.conv.weight", "trans3.bn.weight", "linear.bias"] {
+    for n in [
+        "conv1.weight",
+        "dense1.0.code2",
+        "dense3.5.conv1.weight",
+        "trans2.conv.weight",
+        "trans3.bn.weight",
+        "linear.bias",
+    ] {
         assert!(dense.contains(n), "{n}");
     }
     assert!(!dense.contains("trans3.conv.weight"));
     let imagenet = names(&ModelConfig::new("csg-resnet18", 10, 3, 64));
-    for n in ["conv1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer1.0.code2", "layer1.0.conv3.weight", "layer2.0.downsample.0.weight", "fc.weight"] {
+    for n in [
+        "conv1.weight",
+        "bn1.bias",
+        "layer1.0.conv1.weight",
+        "layer1.0.code2",
+        "layer1.0.conv3.weight",
+        "layer2.0.downsample.0.weight",
+        "fc.weight",
+    ] {
         assert!(imagenet.contains(n), "{n}");
     }
     let basic = names(&ModelConfig::new("csg-resnet18-basic", 10, 3, 64));
-    assert!(basic.contains("layer4.1.code1") && basic.contains("layer4.1.conv2.weight") && !basic.contains("layer4.1.conv1.weight"));
+    assert!(
+        basic.contains("layer4.1.code1")
+            && basic.contains("layer4.1.conv2.weight")
+            && !basic.contains("layer4.1.conv1.weight")
+    );
 }
 
 #[test]
 fn initialisations_follow_associative_md_2_3() {
     tch::manual_seed(11);
-    let v: HashMap<String, Tensor> =
-        Model::build(&cfg("csg-resnet", Some(56), None, 10), Device::Cpu).unwrap().named_variables().into_iter().collect();
+    let v: HashMap<String, Tensor> = Model::build(&cfg("csg-resnet", Some(56), None, 10), Device::Cpu)
+        .unwrap()
+        .named_variables()
+        .into_iter()
+        .collect();
     let stats = |t: &Tensor| (f64::try_from(t.mean(Kind::Float)).unwrap(), f64::try_from(t.std(true)).unwrap());
     // Codes N(0.001, 1) — normal_(1/1000) sets the mean — over all 61,992 entries.
-    let codes = Tensor::cat(&v.iter().filter(|(n, _)| code_block(n).is_some()).map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0);
+    let codes = Tensor::cat(
+        &v.iter().filter(|(n, _)| code_block(n).is_some()).map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(),
+        0,
+    );
     let (mean, std) = stats(&codes);
     assert!((mean - 0.001).abs() < 0.012 && (std - 1.0).abs() < 0.01, "{mean} {std}");
     let (_, std) = stats(&v[GENERATOR]);
@@ -203,7 +238,8 @@ fn one_generator_drives_every_generated_convolution() {
     // Each forward pass regenerates every kernel from the one (now doubled) generator.
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let (_, trace) = trace_forward(|| tch::no_grad(|| m.forward_t(&x, false)));
-    let generated: Vec<&str> = trace.iter().filter(|t| code_block(&t.name).is_some()).map(|t| t.name.as_str()).collect();
+    let generated: Vec<&str> =
+        trace.iter().filter(|t| code_block(&t.name).is_some()).map(|t| t.name.as_str()).collect();
     assert_eq!(generated.len(), 6, "{generated:?}");
     for ((name, a), (_, b)) in before.iter().zip(generated_kernels(&m.named_variables(), &c).unwrap()) {
         assert!(max_abs(&(a * 2.0 - b)) < 1e-5, "{name}");
@@ -241,7 +277,14 @@ fn pytorch_names_round_trip_through_the_authors_variants() {
     let ours = m.named_variables();
     let theirs = to_pytorch_names(&ours);
     let keys: BTreeSet<&str> = theirs.iter().map(|(n, _)| n.as_str()).collect();
-    for k in ["CSG.weight", "stage_1.0.CSG.weight", "stage_3.0.CSG.weight", "stage_2.0.code2", "bn_1.num_batches_tracked", "stage_2.0.bn_b.num_batches_tracked"] {
+    for k in [
+        "CSG.weight",
+        "stage_1.0.CSG.weight",
+        "stage_3.0.CSG.weight",
+        "stage_2.0.code2",
+        "bn_1.num_batches_tracked",
+        "stage_2.0.bn_b.num_batches_tracked",
+    ] {
         assert!(keys.contains(k), "{k}");
     }
     // 3 blocks with codes, each with one alias; 7 BNs with a counter.
@@ -249,14 +292,24 @@ fn pytorch_names_round_trip_through_the_authors_variants() {
     // Back: with DataParallel's prefix, the older CLG spelling, only the aliases, fp16.
     let variants: Vec<NamedTensors> = vec![
         theirs.iter().map(|(n, t)| (format!("module.{n}"), t.shallow_clone())).collect(),
-        theirs.iter().filter(|(n, _)| n != GENERATOR).map(|(n, t)| (n.replace("CSG", "CLG"), t.shallow_clone())).collect(),
-        theirs.iter().map(|(n, t)| (n.clone(), if t.is_floating_point() { t.to_kind(Kind::Half) } else { t.shallow_clone() })).collect(),
+        theirs
+            .iter()
+            .filter(|(n, _)| n != GENERATOR)
+            .map(|(n, t)| (n.replace("CSG", "CLG"), t.shallow_clone()))
+            .collect(),
+        theirs
+            .iter()
+            .map(|(n, t)| (n.clone(), if t.is_floating_point() { t.to_kind(Kind::Half) } else { t.shallow_clone() }))
+            .collect(),
     ];
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let want = tch::no_grad(|| m.forward_t(&x, false));
     for (i, v) in variants.into_iter().enumerate() {
         let back = import_csg(v).unwrap();
-        assert_eq!(back.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ours.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ours.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+        );
         let fresh = Model::build(&c, Device::Cpu).unwrap();
         fresh.load_named(&back, Path::new("back"), None).unwrap();
         let got = tch::no_grad(|| fresh.forward_t(&x, false));
@@ -272,8 +325,11 @@ fn pytorch_names_round_trip_through_the_authors_variants() {
 
 #[test]
 fn the_imports_refuse_the_other_kind_of_network() {
-    let csg = to_pytorch_names(&Model::build(&cfg("csg-resnet", Some(8), None, 10), Device::Cpu).unwrap().named_variables());
-    let org = to_pytorch_names(&Model::build(&cfg("csg-resnet-org", Some(8), None, 10), Device::Cpu).unwrap().named_variables());
+    let csg =
+        to_pytorch_names(&Model::build(&cfg("csg-resnet", Some(8), None, 10), Device::Cpu).unwrap().named_variables());
+    let org = to_pytorch_names(
+        &Model::build(&cfg("csg-resnet-org", Some(8), None, 10), Device::Cpu).unwrap().named_variables(),
+    );
     let e = import_csg(org.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()).unwrap_err().to_string();
     assert!(e.contains("no slice generator") && e.contains("conv_a.weight") && e.contains("-org"), "{e}");
     let e = import_baseline(csg).unwrap_err().to_string();
@@ -293,7 +349,10 @@ fn checkered_csg_resnet_runs_its_generated_kernels_checkered() {
     let (y, trace) = trace_forward(|| tch::no_grad(|| b.forward_t(&x, false)));
     assert_eq!(y.size(), [1, 10]);
     let layer = |n: &str| trace.iter().find(|t| t.name == n).unwrap();
-    assert_eq!((layer("stage_2.0.code").kind, layer("stage_2.0.code").shape.clone()), ("CheckeredConv2d", vec![1, 32, 2, 16, 16]));
+    assert_eq!(
+        (layer("stage_2.0.code").kind, layer("stage_2.0.code").shape.clone()),
+        ("CheckeredConv2d", vec![1, 32, 2, 16, 16])
+    );
     assert_eq!(layer("stage_3.0.downsample").shape, vec![1, 32, 4, 8, 8]);
     let d = tch::no_grad(|| ModelConfig { checkered: true, ..cfg("csg-densenet", Some(10), Some(12), 10) });
     let y = tch::no_grad(|| Model::build(&d, Device::Cpu).unwrap().forward_t(&x, false));
@@ -322,11 +381,17 @@ fn bad_options_are_input_errors() {
         (base().with_option("freeze_csg", true), &["--freeze-csg", "--csg-from", "binary"]),
         (base().with_option("csg_init", "binary").with_option("csg_from", "x"), &["--csg-init binary", "--csg-from"]),
         (base().with_option("csg_init", "gaussian"), &["--csg-init", "'gaussian'"]),
-        (cfg("csg-resnet-org", Some(20), None, 10).with_option("slice", vec![16, 16, 3, 3]), &["--slice", "baseline", "'csg-resnet'"]),
+        (
+            cfg("csg-resnet-org", Some(20), None, 10).with_option("slice", vec![16, 16, 3, 3]),
+            &["--slice", "baseline", "'csg-resnet'"],
+        ),
         (cfg("csg-resnet", Some(21), None, 10), &["--depth", "6n+2"]),
         (cfg("csg-resnet", Some(20), Some(2), 10), &["--width"]),
         (cfg("csg-densenet", Some(41), None, 10), &["--depth", "6n+4"]),
-        (ModelConfig { depth: Some(50), ..ModelConfig::new("csg-resnet50", 10, 3, 64) }, &["--depth", "names its depth"]),
+        (
+            ModelConfig { depth: Some(50), ..ModelConfig::new("csg-resnet50", 10, 3, 64) },
+            &["--depth", "names its depth"],
+        ),
     ];
     for (c, needles) in cases {
         let e = Model::build(&c, Device::Cpu).unwrap_err();
@@ -335,7 +400,9 @@ fn bad_options_are_input_errors() {
         assert!(needles.iter().all(|n| e.contains(n)), "{needles:?}: {e}");
     }
     // Binary alone is frozen by construction; --freeze-csg with it is accepted.
-    assert!(Model::build(&base().with_option("csg_init", "binary").with_option("freeze_csg", true), Device::Cpu).is_ok());
+    assert!(
+        Model::build(&base().with_option("csg_init", "binary").with_option("freeze_csg", true), Device::Cpu).is_ok()
+    );
 }
 
 /// configs/csg_*.json carry the recipes of associative.md §4 and agree with the architectures'
@@ -360,8 +427,19 @@ fn recipe_configs_follow_associative_md_4() {
         let c = ModelConfig {
             depth: v["depth"].as_i64(),
             width: v["width"].as_i64(),
-            options: v.as_object().unwrap().iter().filter(|(k, _)| OPTION_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            ..ModelConfig::new(arch.name, if dataset == "imagefolder" { 1000 } else { 10 }, 3, if dataset == "imagefolder" { 224 } else { 32 })
+            options: v
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| OPTION_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..ModelConfig::new(
+                arch.name,
+                if dataset == "imagefolder" { 1000 } else { 10 },
+                3,
+                if dataset == "imagefolder" { 224 } else { 32 },
+            )
         };
         seen.push((file, count(&c)));
     }
@@ -384,7 +462,10 @@ fn recipe_configs_follow_associative_md_4() {
     assert_eq!(got, want);
     // The schedules: 100 epochs at 0.05 then 50 at 0.005 and 50 at 0.0005 (CIFAR); 30/30/30/10 (ImageNet).
     let r = cifar_resnet_recipe("cifar10");
-    assert_eq!((r["milestones"].clone(), r["batch_size"].clone(), r["std"][2].clone()), (serde_json::json!([100, 150]), 192.into(), 0.2010.into()));
+    assert_eq!(
+        (r["milestones"].clone(), r["batch_size"].clone(), r["std"][2].clone()),
+        (serde_json::json!([100, 150]), 192.into(), 0.2010.into())
+    );
     assert_eq!(densenet_recipe("mnist")["batch_size"], 128);
     assert!(densenet_recipe("mnist").get("mean").is_none(), "MNIST keeps its own normalisation");
     assert_eq!(imagenet_recipe("imagefolder")["milestones"], serde_json::json!([30, 60, 90]));
