@@ -89,20 +89,14 @@ fn checkpoint_counts_across_depths_growth_rates_and_slices() {
     let d = tempfile::tempdir().unwrap();
     data(d.path());
     for (job, model, want) in [
+        // associative.md §3.1, and counts from scripts/crosscheck_csg.py.
         ("r20", vec!["--arch", "csg-resnet", "--depth", "20"], 115_426),
-        (
-            "r20-1616-72",
-            vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"],
-            176_698,
-        ),
-        ("r32", vec!["--arch", "csg-resnet", "--depth", "32"], 130_434),
-        ("r20-org", vec!["--arch", "csg-resnet-org", "--depth", "20"], 269_722),
-        ("d40-12", vec!["--arch", "csg-densenet", "--depth", "40", "--width", "12"], 181_306),
-        (
-            "d40-12-1616",
-            vec!["--arch", "csg-densenet", "--width", "12", "--slice", "16,16,3,3", "--code-size", "128"],
-            384_634,
-        ),
+        ("r20-1616-72", vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"], 176_698),
+        ("r8", vec!["--arch", "csg-resnet", "--depth", "8"], 100_418),
+        ("r8-org", vec!["--arch", "csg-resnet-org", "--depth", "8"], 75_290),
+        ("d10-12", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "12"], 99_526),
+        ("d10-24", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "24"], 115_126),
+        ("d10-12-1616", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "12", "--slice", "16,16,3,3", "--code-size", "128"], 301_414),
     ] {
         let o = run(d.path(), &train(job, "1", &model));
         assert!(o.status.success(), "{job}: {}", stderr(&o));
@@ -140,7 +134,7 @@ fn recipe_generator_reuse_across_depths_frozen_through_training_and_resume() {
     let source = weights(&d.path().join("runs/a/best.safetensors"));
 
     // ResNet-14 reusing ResNet-8's generator, frozen; 1 epoch, then resumed to 2.
-    let reuse = ["--arch", "csg-resnet", "--depth", "14", "--csg-from", "runs/a", "--freeze-csg", "--batch-size", "10"];
+    let reuse = ["--arch", "csg-resnet", "--depth", "14", "--csg-from", "runs/a", "--freeze-csg"];
     let o = run(d.path(), &train("b", "1", &reuse));
     assert!(o.status.success(), "{}", stderr(&o));
     // ResNet-14 [12,12,3,3]-72: 107,922 parameters, 93,312 of them the generator (crosscheck_csg.py).
