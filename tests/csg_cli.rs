@@ -91,12 +91,31 @@ fn checkpoint_counts_across_depths_growth_rates_and_slices() {
     for (job, model, want) in [
         // associative.md §3.1, and counts from scripts/crosscheck_csg.py.
         ("r20", vec!["--arch", "csg-resnet", "--depth", "20"], 115_426),
-        ("r20-1616-72", vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"], 176_698),
+        (
+            "r20-1616-72",
+            vec!["--arch", "csg-resnet", "--depth", "20", "--slice", "16,16,3,3", "--code-size", "72"],
+            176_698,
+        ),
         ("r8", vec!["--arch", "csg-resnet", "--depth", "8"], 100_418),
         ("r8-org", vec!["--arch", "csg-resnet-org", "--depth", "8"], 75_290),
         ("d10-12", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "12"], 99_526),
         ("d10-24", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "24"], 115_126),
-        ("d10-12-1616", vec!["--arch", "csg-densenet", "--depth", "10", "--width", "12", "--slice", "16,16,3,3", "--code-size", "128"], 301_414),
+        (
+            "d10-12-1616",
+            vec![
+                "--arch",
+                "csg-densenet",
+                "--depth",
+                "10",
+                "--width",
+                "12",
+                "--slice",
+                "16,16,3,3",
+                "--code-size",
+                "128",
+            ],
+            301_414,
+        ),
     ] {
         let o = run(d.path(), &train(job, "1", &model));
         assert!(o.status.success(), "{job}: {}", stderr(&o));
@@ -254,5 +273,38 @@ fn bad_csg_input_is_a_clear_error_and_writes_nothing() {
         let o = run(d.path(), &train(&job, "1", &model));
         assert_input_error(&o, &needles);
         assert!(!d.path().join("runs").join(&job).exists(), "{model:?} wrote its run directory");
+    }
+}
+
+/// The recipes' multistep milestones are 0-based epochs at whose start the lr drops: CIFAR main.py
+/// runs phases of 100, 50 and 50 epochs at 0.05, 0.005, 0.0005; ImageNet's of 30/30/30/10 at 0.1 … 1e-4
+/// (associative.md §4, "the jumps exactly at indices 100 and 150").
+#[test]
+fn the_recipe_schedules_drop_where_the_originals_do() {
+    use convtrain::config::TrainConfig;
+    use convtrain::train::schedule::Position;
+    // (arch, dataset, [(0-based epoch, lr)]).
+    type Case = (&'static str, &'static str, &'static [(usize, f64)]);
+    let cases: [Case; 3] = [
+        ("csg-resnet", "cifar10", &[(0, 0.05), (99, 0.05), (100, 0.005), (149, 0.005), (150, 0.0005), (199, 0.0005)]),
+        ("csg-densenet-org", "cifar10", &[(99, 0.05), (100, 0.005), (150, 0.0005)]),
+        ("csg-resnet50", "imagefolder", &[(29, 0.1), (30, 0.01), (59, 0.01), (60, 0.001), (90, 0.0001), (99, 0.0001)]),
+    ];
+    for (arch, dataset, lrs) in cases {
+        let cfg =
+            TrainConfig::resolve(serde_json::json!({}), serde_json::json!({"arch": arch, "dataset": dataset}), "test")
+                .unwrap();
+        let schedule = cfg.schedule().unwrap();
+        for &(epoch, want) in lrs {
+            let pos = Position {
+                epoch,
+                batch: 1,
+                batches_per_epoch: 10,
+                full_batches_per_epoch: 10,
+                total_epochs: cfg.epochs,
+            };
+            let lr = schedule.lr(cfg.lr, pos);
+            assert!((lr - want).abs() < 1e-12 * want.max(1.0) + 1e-15, "{arch} epoch {epoch}: lr {lr}, want {want}");
+        }
     }
 }

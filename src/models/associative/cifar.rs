@@ -4,6 +4,7 @@
 use super::layers::{SliceGenerator, SwitchableConv};
 use crate::error::Result;
 use crate::input_err;
+use crate::models::densenet::layers_per_block;
 use crate::models::layers::{kaiming_normal, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::Tensor;
@@ -199,14 +200,6 @@ pub struct DenseNetBC {
     grid: Grid,
 }
 
-/// Bottlenecks per dense block of DenseNet-BC-`depth`: (depth − 4)/6.
-pub fn densenet_layers_per_block(depth: i64) -> Result<i64> {
-    if depth < 10 || (depth - 4) % 6 != 0 {
-        return Err(input_err!("--depth: DenseNet-BC needs depth = 6n+4 with n ≥ 1 (e.g. 40 or 100), got {depth}."));
-    }
-    Ok((depth - 4) / 6)
-}
-
 impl DenseNetBC {
     pub fn new(
         root: &nn::Path,
@@ -217,7 +210,7 @@ impl DenseNetBC {
         num_classes: i64,
         grid: Grid,
     ) -> Result<DenseNetBC> {
-        let n = densenet_layers_per_block(depth)?;
+        let n = layers_per_block(depth)?;
         if growth < 1 {
             return Err(input_err!("--width: the DenseNet growth rate k must be a positive integer, got {growth}."));
         }

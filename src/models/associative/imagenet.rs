@@ -9,7 +9,9 @@
 use super::cifar::{global_avg_pool, RANDN_CODE_INIT};
 use super::layers::{SliceGenerator, SwitchableConv};
 use crate::error::Result;
-use crate::models::layers::{kaiming_normal, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
+use crate::models::layers::{
+    kaiming_normal, residual_forward, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear,
+};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
@@ -93,19 +95,7 @@ impl ResidualBlock {
 
 impl ModuleT for ResidualBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let last = self.layers.len() - 1;
-        let mut y = x.shallow_clone();
-        for (i, (conv, bn)) in self.layers.iter().enumerate() {
-            y = bn.forward_t(&conv.forward(&y), train);
-            if i < last {
-                y = y.relu();
-            }
-        }
-        let skip = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(x), train),
-            None => x.shallow_clone(),
-        };
-        (y + skip).relu()
+        residual_forward(&self.layers, self.downsample.as_ref(), x, train)
     }
 }
 

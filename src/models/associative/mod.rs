@@ -195,7 +195,7 @@ impl Validate for CsgOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Network {
     CifarResNet,
-    DenseNet,
+    DenseNetBc,
     ImageNet(Block, [i64; 4]),
 }
 
@@ -208,7 +208,7 @@ impl Network {
         };
         let network = match name {
             "csg-resnet" => Network::CifarResNet,
-            "csg-densenet" => Network::DenseNet,
+            "csg-densenet" => Network::DenseNetBc,
             "csg-resnet18" => Network::ImageNet(Block::Bottleneck, [2, 2, 2, 2]),
             "csg-resnet18-basic" => Network::ImageNet(Block::BasicFirstGenerated, [2, 2, 2, 2]),
             "csg-resnet50" => Network::ImageNet(Block::Bottleneck, [3, 4, 6, 3]),
@@ -222,7 +222,7 @@ impl Network {
     /// The model file's SLICE_SHAPE and CODE_SIZE (§2.1).
     fn default_slice(self) -> ([i64; 4], i64) {
         match self {
-            Network::CifarResNet | Network::DenseNet => ([12, 12, 3, 3], 72),
+            Network::CifarResNet | Network::DenseNetBc => ([12, 12, 3, 3], 72),
             Network::ImageNet(..) => ([16, 16, 3, 3], 128),
         }
     }
@@ -231,7 +231,7 @@ impl Network {
     fn generator_init(self) -> GeneratorInit {
         match self {
             Network::CifarResNet => GeneratorInit::KaimingNormal,
-            Network::DenseNet | Network::ImageNet(..) => GeneratorInit::TorchDefault,
+            Network::DenseNetBc | Network::ImageNet(..) => GeneratorInit::TorchDefault,
         }
     }
 
@@ -239,7 +239,7 @@ impl Network {
     fn generated(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Network::CifarResNet => cifar::RESNET_GENERATED,
-            Network::DenseNet => cifar::DENSENET_GENERATED,
+            Network::DenseNetBc => cifar::DENSENET_GENERATED,
             Network::ImageNet(block, _) => block.generated(),
         }
     }
@@ -268,11 +268,10 @@ pub fn generator_config(cfg: &ModelConfig) -> Result<Option<GeneratorConfig>> {
             .collect();
         if !given.is_empty() {
             return Err(input_err!(
-                "{}: '{}' is the baseline (the original's org) and has no slice generator, so {} do(es) not apply; \
-                 use '{}' for the CSG network.",
+                "{}: '{}' is the baseline (the original's org) and has no slice generator; these options are for its \
+                 CSG twin '{}'.",
                 given.join(", "),
                 cfg.arch,
-                given.join(", "),
                 cfg.arch.trim_end_matches("-org")
             ));
         }
@@ -298,7 +297,7 @@ fn build(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
             refuse_width(cfg)?;
             Box::new(cifar::CifarResNet::new(root, g, cfg.depth.unwrap_or(56), channels, classes, grid)?)
         }
-        Network::DenseNet => {
+        Network::DenseNetBc => {
             let (depth, growth) = (cfg.depth.unwrap_or(40), cfg.width.unwrap_or(48));
             Box::new(cifar::DenseNetBC::new(root, g, depth, growth, channels, classes, grid)?)
         }
@@ -564,25 +563,21 @@ impl Compression {
         self.baseline as f64 / self.total() as f64
     }
 
+    /// The parts of `model` (a CSG network) and the count of its baseline, built to be counted.
     pub fn of(model: &Model) -> Result<Compression> {
-        let (mut c, mut frozen) = (
-            Compression { generator: 0, generator_frozen: false, codes: 0, rest: 0, generated_convs: 0, baseline: 0 },
-            false,
-        );
-        for (name, t) in model.named_variables() {
-            let n = t.numel() as i64;
-            if name == GENERATOR {
-                (c.generator, frozen) = (n, !t.requires_grad());
-            } else if code_block(&name).is_some() {
-                c.codes += n;
-                c.generated_convs += 1;
-            } else if t.requires_grad() {
-                c.rest += n;
-            }
-        }
-        c.generator_frozen = frozen;
-        c.baseline = Model::build(&baseline_config(&model.config)?, Device::Cpu)?.num_parameters();
-        Ok(c)
+        let variables = model.named_variables();
+        let numel = |keep: &dyn Fn(&str, &Tensor) -> bool| -> i64 {
+            variables.iter().filter(|(n, t)| keep(n, t)).map(|(_, t)| t.numel() as i64).sum()
+        };
+        let generator = variables.iter().find(|(n, _)| n == GENERATOR);
+        Ok(Compression {
+            generator: numel(&|n, _| n == GENERATOR),
+            generator_frozen: generator.is_some_and(|(_, t)| !t.requires_grad()),
+            codes: numel(&|n, _| code_block(n).is_some()),
+            rest: numel(&|n, t| n != GENERATOR && code_block(n).is_none() && t.requires_grad()),
+            generated_convs: variables.iter().filter(|(n, _)| code_block(n).is_some()).count(),
+            baseline: Model::build(&baseline_config(&model.config)?, Device::Cpu)?.num_parameters(),
+        })
     }
 }
 
@@ -609,6 +604,9 @@ fn compression_report(model: &Model) -> Result<String> {
         t(c.baseline),
         c.ratio()
     );
+    if c.generator_frozen {
+        let _ = writeln!(s, "  trainable {} (the frozen generator left out)", t(c.total() - c.generator));
+    }
     Ok(s)
 }
 
