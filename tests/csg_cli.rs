@@ -165,14 +165,17 @@ fn recipe_generator_reuse_across_depths_frozen_through_training_and_resume() {
     let epoch1 = weights(&d.path().join("runs/b/last.safetensors"));
     assert_eq!(tensor(&epoch1, "CSG.weight"), tensor(&source, "CSG.weight"), "the generator was not transferred");
     assert!(!epoch1.iter().any(|(n, _)| n == "optimizer.momentum.CSG.weight"), "a frozen generator has no momentum");
+    // The uninterrupted 2-epoch run, then the source removed: a resume restores the generator from
+    // its own checkpoint and never reads --csg-from again.
+    let o = run(d.path(), &train("c", "2", &reuse));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(d.path().join("runs/a")).unwrap();
     let o = run(d.path(), &["train", "--resume", "runs/b", "--epochs", "2", "--threads", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let epoch2 = weights(&d.path().join("runs/b/last.safetensors"));
     assert_eq!(tensor(&epoch2, "CSG.weight"), tensor(&source, "CSG.weight"), "the frozen generator moved");
     assert_ne!(tensor(&epoch2, "stage_2.1.code2"), tensor(&epoch1, "stage_2.1.code2"), "the codes did not train");
     // Resumed = uninterrupted, bit for bit.
-    let o = run(d.path(), &train("c", "2", &reuse));
-    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(weights(&d.path().join("runs/c/last.safetensors")), epoch2);
 
     // The binary generator: ±0.5, frozen, untouched by training.
