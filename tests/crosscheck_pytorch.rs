@@ -118,3 +118,17 @@ fn diracnet_matches_an_independent_functional_pytorch_diracnet() {
         check("diracnet_dump", &shape, "scripts/crosscheck_diracnet.py", &["{dir}"]);
     }
 }
+
+#[test]
+fn csg_networks_match_an_independent_pytorch_implementation() {
+    for args in [
+        &["csg-resnet", "depth=8"][..],
+        &["csg-resnet", "depth=14", "slice=16,16,3,3", "code_size=72"],
+        &["csg-densenet", "depth=10", "width=12"],
+        &["csg-densenet", "depth=10", "width=10", "slice=16,16,3,3", "code_size=20"],
+        &["csg-resnet18", "image_size=32"],
+        &["csg-resnet18-basic", "image_size=40", "in_channels=1", "classes=7"],
+    ] {
+        check("csg_dump", args, "scripts/crosscheck_csg.py", &["{dir}"]);
+    }
+}

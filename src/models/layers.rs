@@ -342,6 +342,29 @@ impl ModuleT for BatchNorm {
     }
 }
 
+/// The forward pass of a residual block (torchvision's BasicBlock / Bottleneck): `layers` (conv, BN)
+/// in order with a ReLU between them, plus the identity or the projection `shortcut` (conv, BN), then
+/// ReLU.
+pub fn residual_forward<C: nn::Module, S: nn::Module>(
+    layers: &[(C, BatchNorm)],
+    shortcut: Option<&(S, BatchNorm)>,
+    x: &Tensor,
+    train: bool,
+) -> Tensor {
+    let mut y = x.shallow_clone();
+    for (i, (conv, bn)) in layers.iter().enumerate() {
+        y = bn.forward_t(&conv.forward(&y), train);
+        if i + 1 < layers.len() {
+            y = y.relu();
+        }
+    }
+    let skip = match shortcut {
+        Some((conv, bn)) => bn.forward_t(&conv.forward(x), train),
+        None => x.shallow_clone(),
+    };
+    (y + skip).relu()
+}
+
 /// A fully connected layer `weight` (out×in) + `bias`.
 #[derive(Debug)]
 pub struct Linear {

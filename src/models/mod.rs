@@ -1,6 +1,7 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
+pub mod associative;
 pub mod checkered;
 pub mod checkered_names;
 pub mod densenet;
@@ -105,6 +106,7 @@ options::family_options! {
     checkered: checkered::CheckeredOptions,
     vgg_features: vgg_features::VggFeaturesOptions,
     diracnet: diracnet::DiracOptions,
+    associative: associative::CsgOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -134,6 +136,12 @@ pub struct Arch {
     /// under the user's recipe file and flags when this architecture is chosen (`{}`: the engine's
     /// defaults).
     pub defaults: fn(dataset: &str) -> serde_json::Value,
+    /// Run once on a new run's freshly built model, after `--init-from` and before anything is
+    /// written (never on resume or evaluate): weights the family's options take from elsewhere
+    /// (CSG: `--csg-from` copies another run's generator).
+    pub prepare: Option<fn(&Model) -> Result<()>>,
+    /// Extra lines `summary` prints after its table (CSG: the compression report).
+    pub report: Option<fn(&Model) -> Result<String>>,
 }
 
 impl Arch {
@@ -151,6 +159,8 @@ impl Arch {
             export: torch_state_dict,
             materialize: None,
             defaults: engine_defaults,
+            prepare: None,
+            report: None,
         }
     }
 }
@@ -236,6 +246,7 @@ pub fn registry() -> Vec<&'static Arch> {
         vgg_features::ARCHS,
         mnist_toy::ARCHS,
         diracnet::ARCHS,
+        associative::ARCHS,
     ]
     .into_iter()
     .flatten()
@@ -277,9 +288,10 @@ impl Model {
         self.net.forward_t(xs, train)
     }
 
-    /// Trainable parameter count (each shared tensor once): the number the papers quote.
+    /// Trainable parameter count (each shared tensor once, frozen ones left out): the number the
+    /// papers quote.
     pub fn num_parameters(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+        self.named_parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
     /// All variables (parameters and buffers such as BN running statistics), sorted by name.
