@@ -113,8 +113,9 @@ pub const DEFAULT_VGG_DEPTH: usize = 16;
 pub const DEFAULT_BN_EPS: f64 = 1e-4;
 /// Dropout probability before the output layer (§2.9).
 const CLASSIFIER_DROPOUT: f64 = 0.5;
-/// 0-based epoch at which the abort rule is checked: the original's `lr_wr_epochs − 1` with its default
-/// first SGDR cycle of 10 epochs (§3.6).
+/// 0-based epoch after which the abort rule is checked: the original's `lr_wr_epochs − 1` with its
+/// default first SGDR cycle of 10 epochs (§3.6), i.e. after the 10th epoch. (The trainer's `EpochRow`
+/// numbers epochs from 1: there it is `ABORT_EPOCH + 1`.)
 pub const ABORT_EPOCH: usize = 9;
 
 /// The running train top-1 (in %) below which a variant is aborted at [`ABORT_EPOCH`]: twice chance,
