@@ -49,6 +49,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SweepTarget {
+    /// The VGG layer-wise feature-amount sweep (Mundt et al. 2018): one run per skew-normal variant (--list prints them).
+    VggFeatures(Box<VggFeaturesSweepArgs>),
     /// A Cartesian grid over a recipe: one run per combination of the --set values.
     Grid(Box<GridSweepArgs>),
     /// Merge a sharded sweep's results into results.csv (ordered by id), reporting missing, failed and duplicate points.
@@ -56,6 +58,29 @@ pub enum SweepTarget {
         /// The sweep directory.
         sweep_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct VggFeaturesSweepArgs {
+    /// Print the variants (id, ξ, ω, α, widths, parameter counts) instead of training them.
+    #[arg(long)]
+    pub list: bool,
+    /// Output of --list: an aligned table, CSV or JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    /// The variants to train, by id: e.g. 1-20,50 (default: all of --vgg-depth's).
+    #[arg(long)]
+    pub variants: Option<String>,
+    #[command(flatten)]
+    pub sweep: SweepRunArgs,
+}
+
+/// How `sweep … --list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +163,14 @@ pub enum VisualizeTarget {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// DiracNet: the learned α (identity weight) and β of every Dirac convolution, per layer, as a PNG.
+    Dirac {
+        /// A run directory (best checkpoint, else last) or a checkpoint file (convtrain's or the authors' names).
+        checkpoint: PathBuf,
+        /// Output PNG (default: dirac.png beside the checkpoint).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -167,8 +200,9 @@ pub struct CheckeredPatternArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Fold the model into its plain equivalent (SWRN: every shared kernel computed once).
-    #[arg(long, conflicts_with = "format")]
+    /// Fold a model into its plain equivalent: SWRN → WRN (every shared kernel computed once), DiracNet →
+    /// diracnet-folded (BN and the Dirac parameterisation folded into conv weight + bias).
+    #[arg(long, visible_alias = "fold", conflicts_with = "format")]
     pub materialize: bool,
     /// pytorch (safetensors in the original code's state_dict names), convtrain (safetensors,
     /// convtrain's names and metadata) or torchscript (a traced module for torch.jit.load).
@@ -257,6 +291,10 @@ pub struct RecipeArgs {
     #[arg(long, value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
+    /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -36,6 +36,9 @@ pub struct TrainConfig {
     /// Per-channel normalisation; the dataset's statistics when absent.
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
+    /// Normalise with `mean`/`std`; `false` feeds the raw [0,1] pixels (mean 0, std 1), the VGG sweep's
+    /// default, whose `--normalize-data` turns its per-channel statistics on (vgg_features.md §3.5).
+    pub normalize_data: bool,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
     pub val_split: f64,
     // --- optimisation ---
@@ -108,6 +111,7 @@ impl Default for TrainConfig {
             gray_to_rgb: false,
             mean: None,
             std: None,
+            normalize_data: true,
             val_split: 0.1,
             epochs: 200,
             batch_size: 128,

@@ -297,3 +297,101 @@ fn the_slurm_script_submits_an_array_and_a_collect_job_and_its_tasks_requeue_on_
     let rows = results(&sweep_dir.join("results.csv"));
     assert_eq!(rows.iter().skip(1).map(|r| r[0].as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
 }
+
+#[test]
+fn a_vgg_features_sweep_aborts_by_the_originals_rule_records_it_and_draws_the_figures() {
+    let d = with_data();
+    // The two cheapest VGG-D variants (0.08 GMACs per image), the abort check after epoch 1.
+    let args = |keep: &str| -> Vec<String> {
+        [
+            "sweep",
+            "vgg-features",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "mnist",
+            "--variants",
+            "168-169",
+            "--epochs",
+            "2",
+            "--sgdr-t0",
+            "1",
+            "--batch-size",
+            "8",
+            "--limit-train-batches",
+            "2",
+            "--limit-val-batches",
+            "1",
+            "--eval-batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--sweep-dir",
+            "vs",
+            "--keep-checkpoints",
+            keep,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let o = run_strings(d.path(), &args("all"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = results(&d.path().join("vs/results.csv"));
+    assert_eq!(&rows[0][..7], ["id", "Filters", "Parameters", "Mean", "Variance", "Skew", "BestVal"]);
+    // Appendix A: #168 is ξ=15 ω=4 α=−12 with 14,321,311 parameters in the original's count.
+    assert_eq!(
+        &rows[1][..6],
+        [
+            "168",
+            "[2.0, 4.0, 8.0, 17.0, 34.0, 63.0, 110.0, 180.0, 278.0, 403.0, 551.0, 706.0, 851.0, 964.0, 892.0]",
+            "14321311",
+            "15.0",
+            "4.0",
+            "-12.0"
+        ]
+    );
+    // The rule: a variant below 2·100/10 % train top-1 after epoch 1 (the check epoch, --sgdr-t0) stops
+    // there with its row written; the others train on. With this data #168 is below.
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let (status, train) = (col("status"), col("AllTrain"));
+    for r in &rows[1..] {
+        let first: f64 = r[train].trim_matches(['[', ']']).split(',').next().unwrap().trim().parse().unwrap();
+        if first < 20.0 {
+            assert_eq!([r[status].as_str(), r[status + 2].as_str()], ["aborted", "1"], "{rows:?}");
+            assert!(r[status + 1].contains("after epoch 1 is below 20.00%"), "{rows:?}");
+        } else {
+            assert_eq!([r[status].as_str(), r[status + 2].as_str()], ["finished", "2"], "{rows:?}");
+        }
+    }
+    assert_eq!(rows[1][status], "aborted", "{rows:?}");
+    // Killed after the abort but before the record: the resumed run stops again at once.
+    let run168 = d.path().join("vs/runs/variant-168");
+    let log = std::fs::read_to_string(run168.join("log.csv")).unwrap();
+    std::fs::remove_file(run168.join("result.json")).unwrap();
+    let o = run_strings(d.path(), &args("none"));
+    assert!(o.status.success() && stdout(&o).contains("(1 done)"), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(results(&d.path().join("vs/results.csv")), rows);
+    assert_eq!(std::fs::read_to_string(run168.join("log.csv")).unwrap(), log);
+    assert!(!run168.join("best.safetensors").exists() && !run168.join("last.safetensors").exists());
+
+    let o = run(d.path(), &["visualize", "sweep", "vs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "accuracy_vs_xi.png",
+        "train_accuracy_vs_xi.png",
+        "accuracy_vs_parameters.png",
+        "width_profiles.png",
+        "explorer.html",
+    ] {
+        assert!(d.path().join("vs").join(f).is_file(), "{f}: {}", stdout(&o));
+    }
+    let mut bad = args("best");
+    bad[7] = "0-3".into();
+    assert_input_error(&run_strings(d.path(), &bad), &["--variants 0-3", "1 to 193"]);
+    let mut one = args("best");
+    one.extend(["--variant".into(), "3".into()]);
+    assert_input_error(&run_strings(d.path(), &one), &["--variant", "--variants"]);
+}

@@ -58,6 +58,11 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     };
     if let (Some(mc), serde_json::Value::Object(m)) = (ModelConfig::from_checkpoint(&ck)?, &mut base) {
         // The model settings (arch, depth, width, checkered, family options), not the dataset geometry.
+        // The checkpoint's family options replace the run's, which may hold more (a materialized
+        // model drops its family's knobs).
+        for k in crate::models::option_keys() {
+            m.remove(&k);
+        }
         let model = to_json_value(&mc, "the model configuration")?;
         for (k, v) in model.as_object().into_iter().flatten() {
             if !["num_classes", "in_channels", "image_size"].contains(&k.as_str()) {

@@ -3,6 +3,7 @@ use crate::checkpoint;
 use crate::cli::VisualizeTarget;
 use crate::error::Result;
 use crate::input_err;
+use crate::models::diracnet;
 use crate::visualize;
 
 pub fn run(target: VisualizeTarget) -> Result<()> {
@@ -63,6 +64,26 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             visualize::lsm::write_lsm_png(&groups, &dir.join("lsm.png"))?;
             visualize::lsm::write_lsm_csv(&groups, &dir.join("lsm.csv"))?;
             println!("wrote {} and {}", dir.join("lsm.png").display(), dir.join("lsm.csv").display());
+            Ok(())
+        }
+        VisualizeTarget::Dirac { checkpoint, out } => {
+            let path = checkpoint::resolve(&checkpoint, "best")?;
+            let ck = checkpoint::load(&path)?;
+            let layers = diracnet::identity_weights(&ck.model_tensors())?;
+            if layers.is_empty() {
+                return Err(input_err!(
+                    "{}: no Dirac convolutions (groupG.blockB.alpha, .beta and .conv) in this checkpoint; visualize dirac needs an unfolded DiracNet (folding removes alpha and beta).",
+                    path.display()
+                ));
+            }
+            let out = out.unwrap_or_else(|| path.with_file_name("dirac.png"));
+            let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let title = format!("DiracNet α and β per layer: {stem} ({} Dirac convolutions)", layers.len());
+            visualize::dirac::plot_identity_weights(&layers, &title, &out)?;
+            for line in visualize::dirac::table(&layers) {
+                println!("{line}");
+            }
+            println!("wrote {}", out.display());
             Ok(())
         }
     }

@@ -26,3 +26,4 @@ pub mod results;
 pub mod runner;
 pub mod shard;
 pub mod spec;
+pub mod vgg_features;

@@ -76,6 +76,8 @@ pub fn setup_data(
             ));
         }
     }
+    // Without normalisation the pipeline sees the raw [0,1] pixels (vgg_features.md §3.5).
+    let (mean, std) = if cfg.normalize_data { (mean, std) } else { (vec![0.0], vec![1.0]) };
     let aug = AugmentConfig {
         train_ops: cfg.augment.clone(),
         cutout: cfg.cutout,

@@ -168,6 +168,9 @@ impl Trainer {
             if let Some(src) = &opts.init_from {
                 model.load_checkpoint(&checkpoint::load(src)?)?;
             }
+            if let Some(prepare) = model.arch.prepare {
+                prepare(&model)?;
+            }
             create_run_dir(&run)?;
             if let Some(split) = &setup.split {
                 save_split(&run.split(), split)?;

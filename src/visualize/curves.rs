@@ -1,6 +1,6 @@
 //! `convtrain visualize curves RUN…`: loss and top-1 per epoch of one or several runs, from their
 //! `log.csv`, as one PNG with two panels.
-use super::{draw_err, register_font};
+use super::{draw_err, draw_legend, register_font};
 use crate::error::Result;
 use crate::input_err;
 use crate::train::log::{read_rows, EpochRow};
@@ -69,13 +69,7 @@ pub fn plot_curves(runs: &[(String, Vec<EpochRow>)], out: &Path) -> Result<()> {
                     });
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(&err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight).map_err(&err)?;
     }
     root.present().map_err(&err)?;
     Ok(())

@@ -1,6 +1,8 @@
-//! Pictures: training curves, SWRN layer-similarity maps, checkered sampling patterns, sweep results.
+//! Pictures: training curves, SWRN layer-similarity maps, checkered sampling patterns, DiracNet α/β,
+//! sweep results.
 pub mod checkered;
 pub mod curves;
+pub mod dirac;
 pub mod lsm;
 pub mod sweep;
 
@@ -46,4 +48,24 @@ pub fn viridis(v: f64) -> RGBColor {
     let (a, b) = (STOPS[i], STOPS[i + 1]);
     let mix = |p: f64, q: f64| (p + (q - p) * t).round() as u8;
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Draws a chart's series legend as every plot here does: white box at `position`, black border,
+/// 13-pixel labels.
+pub fn draw_legend<'a, DB, CT>(
+    chart: &mut plotters::chart::ChartContext<'a, DB, CT>,
+    position: plotters::chart::SeriesLabelPosition,
+) -> std::result::Result<(), plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: plotters::prelude::DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    use plotters::style::{Color, BLACK, WHITE};
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
 }

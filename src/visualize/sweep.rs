@@ -9,9 +9,10 @@
 //! authors' plot.ly explorer (§7): a scatter — rotatable in 3-D, by default over (ξ, ω, α) coloured by
 //! accuracy — whose points show their variant (settings, accuracies, width profile) on hover. The
 //! columns are the original's (§5.1), so the original's own CSV files can be shown too.
-use super::{draw_err, register_font, viridis};
+use super::{draw_err, draw_legend, register_font, viridis};
 use crate::error::{to_json, IoContext, Result};
 use crate::input_err;
+use crate::models::vgg_features::base_widths;
 use crate::sweep::results::read_csv;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -111,16 +112,6 @@ fn diverging(v: f64) -> RGBColor {
     let (end, t) = if v < 0.0 { ((33.0, 102.0, 172.0), -v) } else { ((178.0, 24.0, 43.0), v) };
     let mix = |e: f64| (200.0 + (e - 200.0) * t).round() as u8;
     RGBColor(mix(end.0), mix(end.1), mix(end.2))
-}
-
-/// VGG-D-style widths of a network with `n` width entries (`vgg_depth` n + 1): 64, 64, 128, 128, then
-/// 256 × L, 512 × 2L and the two 512-wide hidden FC layers (vgg_features.md §2.1, 32×32 input).
-fn reference_widths(n: usize) -> Vec<f64> {
-    let l = n.saturating_sub(6) / 3;
-    let mut w = vec![64.0, 64.0, 128.0, 128.0];
-    w.extend(std::iter::repeat_n(256.0, l));
-    w.extend(std::iter::repeat_n(512.0, 2 * l + 2));
-    w
 }
 
 /// conv1_1 … conv5_L, fc1, fc2 for `n` widths.
@@ -295,7 +286,9 @@ fn width_profiles(variants: &[VariantRow], out: &Path) -> DrawResult {
     let mut ranked: Vec<&VariantRow> = variants.iter().filter(|v| !v.widths.is_empty()).collect();
     ranked.sort_by(|a, b| b.best_val.total_cmp(&a.best_val));
     let n = ranked.iter().map(|v| v.widths.len()).max().unwrap_or(0);
-    let reference = reference_widths(n);
+    // VGG-D's (the unmodified VGG of that depth at 32×32, the original's count: §2.1).
+    let reference: Vec<f64> =
+        base_widths(n + 1, 32).map(|w| w.into_iter().map(|x| x as f64).collect()).unwrap_or_default();
     let names = layer_names(n);
     let top = ranked.iter().take(3).enumerate().map(|(i, v)| (*v, i, true));
     let bottom =
@@ -353,13 +346,7 @@ fn width_profiles(variants: &[VariantRow], out: &Path) -> DrawResult {
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperMiddle)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
     root.present()?;
     Ok(())
 }
@@ -697,10 +684,6 @@ mod tests {
     #[test]
     fn helpers() {
         assert_eq!(parse_list("[823.0, 961.0]"), vec![823.0, 961.0]);
-        assert_eq!(
-            reference_widths(15),
-            [64.0, 64.0, 128.0, 128.0, 256.0, 256.0, 256.0].into_iter().chain([512.0; 8]).collect::<Vec<_>>()
-        );
         assert_eq!(
             layer_names(12)[4..],
             ["conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2", "fc1", "fc2"]
