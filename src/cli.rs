@@ -44,25 +44,53 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum VisualizeTarget {
-    /// Loss and accuracy per epoch of one or several runs, as a PNG.
-    Curves {
-        /// Run directories (each holding a log.csv).
-        #[arg(required = true)]
-        runs: Vec<PathBuf>,
-        /// Output PNG (default: curves.png in the first run directory).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// Loss, top-1 and learning rate per epoch of one or several runs.
+    Curves(CurvesArgs),
     /// Which pixels survive checkered subsampling (the checkered-CNN repository's visualize.py pictures).
     Checkered(CheckeredPatternArgs),
-    /// SWRN layer-similarity matrices per stage (PNG heat-maps + CSV), from a run or checkpoint.
-    Lsm {
-        /// A run directory (best checkpoint, else last) or a checkpoint file.
-        checkpoint: PathBuf,
-        /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-    },
+    /// SWRN layer-similarity matrices per stage (heat-maps + CSV), from a run or checkpoint.
+    Lsm(LsmArgs),
+}
+
+/// Figure file help shared by the visualize targets.
+const FIGURE_OUT: &str = "The figure: .png, .svg or .pdf, chosen by the extension";
+
+#[derive(Debug, Args)]
+pub struct CurvesArgs {
+    /// Run directories (each holding a log.csv).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    #[arg(long, help = format!("{FIGURE_OUT} (default: curves.png in the first run directory)."))]
+    pub out: Option<PathBuf>,
+    /// What the top-1 panel shows: accuracy or error (100 − accuracy), in percent.
+    #[arg(long, value_enum, default_value_t)]
+    pub metric: crate::visualize::curves::Metric,
+    /// Logarithmic y-axes for loss and top-1 (values ≤ 0 are left out).
+    #[arg(long)]
+    pub log_y: bool,
+    /// Range of the top-1 axis in percent, LO,HI (default: fitted to the data).
+    #[arg(long, value_name = "LO,HI")]
+    pub ylim: Option<String>,
+    /// Legend labels, one per run, comma-separated (default: the runs' job ids).
+    #[arg(long, value_delimiter = ',')]
+    pub label: Option<Vec<String>>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct LsmArgs {
+    /// A run directory (best checkpoint, else last) or a checkpoint file.
+    pub checkpoint: PathBuf,
+    /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
+    #[arg(long, conflicts_with = "out")]
+    pub out_dir: Option<PathBuf>,
+    #[arg(long, help = format!("{FIGURE_OUT}; the CSV is written beside it (same name, .csv)."))]
+    pub out: Option<PathBuf>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
 }
 
 #[derive(Debug, Args)]
@@ -76,17 +104,17 @@ pub struct CheckeredPatternArgs {
     /// lattice, naive, random, traditional or tri.
     #[arg(long, default_value = "lattice")]
     pub method: String,
-    /// Colour each submap (up to 3 steps), with the original's palette.
+    /// Colour each submap with the original's 8 colours (refused where there is more than 8, or one).
     #[arg(long)]
     pub color: bool,
-    /// Side of the saved PNG (nearest-neighbour upscaling).
+    /// Side of the output picture in pixels, nearest-neighbour scaled (default: im-size times the
+    /// smallest whole factor reaching 512). SVG and PDF pixels are 1/96 inch.
     #[arg(long)]
     pub png_size: Option<u32>,
     /// Seed of the random and tri samplers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output PNG (default: the original's file name in the current directory).
-    #[arg(long)]
+    #[arg(long, help = format!("{FIGURE_OUT} (default: the original's file name, .png, in the current directory)."))]
     pub out: Option<PathBuf>,
 }
 
