@@ -167,7 +167,9 @@ fn panels(runs: &[Run], opts: &CurveOptions) -> Result<Vec<Panel>> {
         Metric::Accuracy => top1,
         Metric::Error => 100.0 - top1,
     };
-    let lines = |picks: &[(Kind, &dyn Fn(&EpochRow) -> f64)]| -> Vec<Line> {
+    /// A line kind and the value it reads from a log row.
+    type Pick<'a> = (Kind, &'a dyn Fn(&EpochRow) -> f64);
+    let lines = |picks: &[Pick]| -> Vec<Line> {
         runs.iter()
             .enumerate()
             .flat_map(|(run, r)| {
