@@ -60,7 +60,7 @@ pub struct CurvesArgs {
     /// Run directories (each holding a log.csv).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    #[arg(long, help = format!("{FIGURE_OUT} (default: curves.png in the first run directory)."))]
+    #[arg(long, help = format!("{FIGURE_OUT} (default: curves.png in the first run directory)"))]
     pub out: Option<PathBuf>,
     /// What the top-1 panel shows: accuracy or error (100 − accuracy), in percent.
     #[arg(long, value_enum, default_value_t)]
@@ -86,7 +86,7 @@ pub struct LsmArgs {
     /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
     #[arg(long, conflicts_with = "out")]
     pub out_dir: Option<PathBuf>,
-    #[arg(long, help = format!("{FIGURE_OUT}; the CSV is written beside it (same name, .csv)."))]
+    #[arg(long, help = format!("{FIGURE_OUT}; the CSV is written beside it (same name, .csv)"))]
     pub out: Option<PathBuf>,
     /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
     #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
@@ -114,7 +114,7 @@ pub struct CheckeredPatternArgs {
     /// Seed of the random and tri samplers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, help = format!("{FIGURE_OUT} (default: the original's file name, .png, in the current directory)."))]
+    #[arg(long, help = format!("{FIGURE_OUT} (default: the original's file name, .png, in the current directory)"))]
     pub out: Option<PathBuf>,
 }
 

@@ -174,10 +174,6 @@ impl Figure {
         Ok(self)
     }
 
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// The whole figure as a white plotters drawing area whose coordinates are layout pixels.
     /// Drawing again starts the figure afresh.
     pub fn area(&mut self) -> Result<DrawingArea<SVGBackend<'_>, Shift>> {
@@ -236,7 +232,7 @@ pub fn rasterize(svg: &str, dpi: f64) -> Result<RgbImage> {
 }
 
 /// PNG bytes of `image` with a `pHYs` chunk saying it is `dpi` dots per inch.
-pub fn png_with_dpi(image: &RgbImage, dpi: f64) -> Result<Vec<u8>> {
+fn png_with_dpi(image: &RgbImage, dpi: f64) -> Result<Vec<u8>> {
     use image::ImageEncoder;
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
