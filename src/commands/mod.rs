@@ -8,10 +8,15 @@ pub mod train;
 pub mod visualize;
 
 use crate::cli::Command;
-use crate::error::Result;
+use crate::error::{catch_torch, Result};
 
-/// Executes one subcommand.
+/// Executes one subcommand. Whatever libtorch throws on the way, where no narrower boundary caught it,
+/// still ends as one paragraph (see [`catch_torch`]).
 pub fn run(command: Command) -> Result<()> {
+    catch_torch("running the command", "", || dispatch(command))
+}
+
+fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => train::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
