@@ -320,8 +320,10 @@ mod tests {
         std::fs::write(&p, &flipped).unwrap();
         let e = load(&p).unwrap_err().to_string();
         assert!(e.contains("c.safetensors") && e.contains("checksum") && e.contains("layer.weight"), "{e}");
-        let edited = String::from_utf8_lossy(&bytes).replace(r#"{\"epoch\":3}"#, r#"{\"epoch\":7}"#);
-        std::fs::write(&p, edited.as_bytes()).unwrap();
+        let mut edited = bytes.clone();
+        let at = bytes.windows(11).position(|w| w == br#"\"epoch\":3"#).unwrap();
+        edited[at + 10] = b'7';
+        std::fs::write(&p, &edited).unwrap();
         for e in [load(&p).unwrap_err().to_string(), read_metadata(&p).unwrap_err().to_string()] {
             assert!(e.contains("metadata") && e.contains("checksum"), "{e}");
         }

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 /// The lock file's name inside a run directory.
 pub const LOCK_FILE: &str = ".lock";
 
-/// A held lock on a run directory. Until [`RunLock::keep`] is called the directory counts as not yet
-/// holding a run: dropping the lock then removes the lock file and the directories
-/// [`RunLock::acquire`] created, so a start that failed leaves nothing behind.
+/// A held lock on a run directory. When [`RunLock::acquire`] created the directory, it counts as not
+/// yet holding a run until [`RunLock::keep`] is called: dropping the lock before that removes the lock
+/// file and the directories it created, so a start that failed leaves nothing behind.
 #[derive(Debug)]
 pub struct RunLock {
     /// The locked descriptor: the lock lasts as long as it is open.
@@ -42,7 +42,7 @@ impl RunLock {
             })?;
         }
         match lock_file(dir) {
-            Ok(file) => Ok(RunLock { _file: file, dir: dir.to_path_buf(), created, kept: false }),
+            Ok(file) => Ok(RunLock { _file: file, dir: dir.to_path_buf(), kept: created.is_empty(), created }),
             Err(e) => {
                 // Only empty directories go; a directory another process holds keeps its lock file.
                 created.iter().for_each(|d| drop(std::fs::remove_dir(d)));
@@ -153,10 +153,10 @@ mod tests {
         first.keep();
         drop(first);
         assert!(dir.join(LOCK_FILE).is_file(), "a kept run keeps its lock file");
-        let second = RunLock::acquire(&dir, true).unwrap();
+        let mut second = RunLock::acquire(&dir, true).unwrap();
+        second.unkeep();
         drop(second);
-        assert!(dir.exists(), "an existing directory is not removed");
-        std::fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        assert!(dir.exists() && !dir.join(LOCK_FILE).exists(), "an existing directory is not removed");
         std::fs::remove_dir(&dir).unwrap();
         std::fs::remove_dir(root.path().join("runs")).unwrap();
         let third = RunLock::acquire(&dir, true).unwrap();
