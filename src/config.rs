@@ -150,10 +150,10 @@ pub const RESUMABLE_OVERRIDES: &[&str] = &[
 /// (`--width 100000`) is an error naming the flag rather than an allocation of terabytes. What fits
 /// in memory below them is checked when the model is built and when a batch is trained.
 pub const MAX_DEPTH: i64 = 2000;
-pub const MAX_WIDTH: i64 = 1024;
+pub const MAX_WIDTH: i64 = 100;
 pub const MAX_BATCH: usize = 1 << 16;
 pub const MAX_EPOCHS: usize = 1_000_000;
-pub const MAX_IMAGE_SIDE: i64 = 8192;
+pub const MAX_IMAGE_SIDE: i64 = 1024;
 
 /// Parses JSON text as convtrain reads every JSON file: a leading UTF-8 byte-order mark is skipped,
 /// and a key given twice in one object is an error naming it (instead of the last one winning).
@@ -297,7 +297,8 @@ impl TrainConfig {
         for (name, v, max) in [("depth", self.depth, MAX_DEPTH), ("width", self.width, MAX_WIDTH)] {
             if let Some(v) = v.filter(|&v| v > max) {
                 return Err(input_err!(
-                    "--{name}: at most {max}, got {v} (the papers' largest networks are far below that)."
+                    "--{name}: at most {max}, got {v} (far beyond the papers' networks: WRN-28-10, DenseNet-BC-190 \
+                     with growth rate 40, ResNet-152)."
                 ));
             }
         }

@@ -155,7 +155,12 @@ pub fn torch_message(text: &str) -> String {
         None => text.strip_prefix("Internal torch error: ").unwrap_or(&text),
     };
     let body = body.split("Exception raised from").next().unwrap_or(body);
-    body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+    let line = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    // "[enforce fail at alloc_cpu.cpp:127] err == 0. " names libtorch's source, not the problem.
+    match (line.starts_with("[enforce fail"), line.find("] ")) {
+        (true, Some(i)) => line[i + 2..].trim_start_matches("err == 0. ").to_string(),
+        _ => line.to_string(),
+    }
 }
 
 /// Whether a libtorch message reports a failed allocation (CPU or CUDA).
@@ -166,9 +171,11 @@ pub fn is_out_of_memory(message: &str) -> bool {
 
 /// The size a libtorch allocation message names ("you tried to allocate 123 bytes"), in bytes.
 fn allocation_bytes(message: &str) -> Option<u64> {
-    let rest = &message[message.find("allocate ")? + "allocate ".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    rest[digits.len()..].trim_start().starts_with("bytes").then(|| digits.parse().ok()).flatten()
+    message.match_indices("allocate ").find_map(|(i, m)| {
+        let rest = &message[i + m.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (!digits.is_empty() && rest[digits.len()..].trim_start().starts_with("bytes")).then(|| digits.parse().ok())?
+    })
 }
 
 /// `bytes` as GiB or MiB for messages.
@@ -215,10 +222,52 @@ pub fn catch_torch<T>(what: &str, advice: &str, f: impl FnOnce() -> Result<T>) -
     };
     let line = torch_message(&text);
     if is_out_of_memory(&line) {
-        let size =
-            allocation_bytes(&line).map(|b| format!(" (an allocation of {})", human_bytes(b))).unwrap_or_default();
-        Err(input_err!("out of memory while {what}{size}: {line}. {advice}"))
+        let detail = match allocation_bytes(&line) {
+            Some(b) => format!("libtorch could not allocate {} more", human_bytes(b)),
+            None => line,
+        };
+        Err(input_err!("out of memory while {what}: {detail}. {advice}"))
     } else {
         Err(input_err!("libtorch failed while {what}: {line}. {advice}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPU_OOM: &str = "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: \
+                           you tried to allocate 36864000000 bytes. Error code 12 (Cannot allocate memory)";
+
+    #[test]
+    fn libtorch_messages_lose_their_frames_and_wrappers() {
+        let frames = format!("{CPU_OOM}\nException raised from allocate at alloc_cpu.cpp:127 (most recent call first):\nframe #0: c10::Error");
+        let m = torch_message(&tch::TchError::Torch(frames.clone()).to_string());
+        assert!(m.starts_with("DefaultCPUAllocator") && m.ends_with("(Cannot allocate memory)"), "{m}");
+        let panic = format!("called `Result::unwrap()` on an `Err` value: {:?}", tch::TchError::Torch(frames));
+        assert!(is_torch_panic(&panic));
+        assert_eq!(torch_message(&panic), m);
+        assert_eq!(allocation_bytes(&m), Some(36_864_000_000));
+    }
+
+    #[test]
+    fn catch_torch_turns_oom_and_panics_into_one_paragraph() {
+        let oom = catch_torch::<()>("building x", "Lower --width.", || {
+            Err(Error::Torch(tch::TchError::Torch(CPU_OOM.into())))
+        });
+        let e = oom.unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.to_string(), "out of memory while building x: libtorch could not allocate 34.3 GiB more. Lower --width.");
+        let shape = catch_torch::<()>("training", "", || {
+            let _ = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu)).matmul(&tch::Tensor::zeros(
+                [2, 3],
+                (tch::Kind::Float, tch::Device::Cpu),
+            ));
+            Ok(())
+        });
+        let m = shape.unwrap_err().to_string();
+        assert!(m.starts_with("libtorch failed while training: ") && !m.contains("frame #"), "{m}");
+        let bug = catch_torch::<()>("x", "", || panic!("index out of bounds")).unwrap_err();
+        assert_eq!(bug.exit_code(), EXIT_INTERNAL);
     }
 }
