@@ -3,7 +3,7 @@
 //! architecture's recipe ([`Arch::defaults`](crate::models::Arch)) and then the defaults below (the
 //! SWRN repository's `main.py` defaults where a paper default is needed). The model families' own
 //! knobs are carried, unnamed, in `model_options` (see `models::options`).
-use crate::error::{to_json_value, IoContext, Result};
+use crate::error::{to_json_value, Error, IoContext, Result};
 use crate::input_err;
 use crate::models::{self, ModelConfig};
 use crate::train::schedule::Schedule;
@@ -225,6 +225,7 @@ impl TrainConfig {
             serde_json::Value::Null => serde_json::Map::new(),
             _ => return Err(input_err!("{source}: a config file must hold one JSON object of settings.")),
         };
+        let no_flags = overrides.as_object().is_none_or(|o| o.is_empty());
         if let serde_json::Value::Object(o) = overrides {
             merged.extend(o);
         }
@@ -245,8 +246,13 @@ impl TrainConfig {
         }
         let cfg: TrainConfig = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
             .map_err(|e| input_err!("{source}: setting '{}': {}.", e.path(), e.inner()))?;
-        models::validate_options(&cfg.model_options, source)?;
-        cfg.validate()?;
+        // A value out of range in a file alone (no flags on top) names the file too.
+        let from_file = |e: Error| match e {
+            Error::Input(m) if no_flags => input_err!("{source}: {m}"),
+            e => e,
+        };
+        models::validate_options(&cfg.model_options, source).map_err(from_file)?;
+        cfg.validate().map_err(from_file)?;
         Ok(cfg)
     }
 

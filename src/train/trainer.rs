@@ -440,20 +440,24 @@ impl Trainer {
         let loss_value = f64::try_from(&loss).unwrap_or(f64::NAN);
         if !loss_value.is_finite() {
             let last = self.run.last();
-            let kept = if last.exists() {
-                format!("its last good checkpoint {} is intact", last.display())
+            let (kept, keep_weights) = if last.exists() {
+                (
+                    format!("its last good checkpoint {} is intact", last.display()),
+                    format!(
+                        "; to keep the epochs already trained, start it from their weights with --init-from {}",
+                        last.display()
+                    ),
+                )
             } else {
-                format!("it has no checkpoint yet ({} would be the first)", last.display())
+                ("it has no checkpoint yet".to_string(), String::new())
             };
             return Err(Error::Diverged(format!(
                 "epoch {} batch {}: the training loss is {loss_value} (lr {lr:.4e}). The run stopped without writing \
                  anything; {kept}. Resuming would diverge again at this same batch: the run is deterministic and a \
                  resume cannot change its settings. What changes the outcome is a new run (--overwrite, or another \
-                 --job-id) with a lower --lr or gentler --gammas, a larger --batch-size, or another --seed; to keep \
-                 the epochs already trained, start it from their weights with --init-from {}.",
+                 --job-id) with a lower --lr or gentler --gammas, a larger --batch-size, or another --seed{keep_weights}.",
                 epoch + 1,
                 b_idx + 1,
-                last.display()
             )));
         }
         let (share, group_end) = accumulation_share(b_idx, cfg.accum_steps, cfg.batch_size, self.train_indices.len());
