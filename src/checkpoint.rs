@@ -192,6 +192,10 @@ fn check_metadata(path: &Path, metadata: &HashMap<String, String>) -> Result<()>
             }
         }
     }
+    // Both checksums are written together: one without the other is a damaged key.
+    if metadata.contains_key(METADATA_CRC) != metadata.contains_key(TENSOR_CRC) {
+        return Err(damaged(path, "its metadata"));
+    }
     match metadata.get(METADATA_CRC) {
         Some(stored) if *stored != format!("{:08x}", metadata_crc(metadata)) => Err(damaged(path, "its metadata")),
         _ => Ok(()),
