@@ -289,6 +289,10 @@ pub struct TrainArgs {
     /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
     #[arg(long)]
     pub checkpoint_interval: Option<usize>,
+    /// Also checkpoint inside an epoch once this many minutes passed since the last checkpoint
+    /// (default 15; 0: off).
+    #[arg(long, value_parser = finite_f64)]
+    pub checkpoint_minutes: Option<f64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -391,6 +395,9 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     }
     if let Some(n) = a.checkpoint_interval {
         run_extra.insert("checkpoint_interval".into(), n.into());
+    }
+    if let Some(m) = a.checkpoint_minutes {
+        run_extra.insert("checkpoint_minutes".into(), m.into());
     }
     let o = overrides(&[
         to_json(&a.model)?,

@@ -20,7 +20,7 @@ pub enum Error {
     /// The loss became NaN or infinite; the last good checkpoint is kept.
     #[error("{0}")]
     Diverged(String),
-    /// A signal (or a caller's [`Interrupt`](crate::train::hooks::Interrupt)) stopped the run after a
+    /// A signal (or a caller's interrupt request) stopped the run after a
     /// checkpoint was written; the run can be resumed.
     #[error("interrupted ({}): {}", .0.signal.name(), .0.message)]
     Interrupted(Interruption),
@@ -257,12 +257,13 @@ mod tests {
         });
         let e = oom.unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert_eq!(e.to_string(), "out of memory while building x: libtorch could not allocate 34.3 GiB more. Lower --width.");
+        assert_eq!(
+            e.to_string(),
+            "out of memory while building x: libtorch could not allocate 34.3 GiB more. Lower --width."
+        );
         let shape = catch_torch::<()>("training", "", || {
-            let _ = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu)).matmul(&tch::Tensor::zeros(
-                [2, 3],
-                (tch::Kind::Float, tch::Device::Cpu),
-            ));
+            let _ = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu))
+                .matmul(&tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu)));
             Ok(())
         });
         let m = shape.unwrap_err().to_string();

@@ -41,7 +41,10 @@ fn size_flags_beyond_their_bounds_name_the_flag() {
     for (args, needle) in [
         (vec!["summary", "--arch", "wrn", "--depth", "10", "--width", "100000", "--dataset", "mnist"], "--width"),
         (vec!["summary", "--arch", "wrn", "--depth", "6000004", "--dataset", "mnist"], "--depth"),
-        (vec!["summary", "--arch", "swrn", "--depth", "10", "--bank-size", "1000000", "--dataset", "mnist"], "--bank-size"),
+        (
+            vec!["summary", "--arch", "swrn", "--depth", "10", "--bank-size", "1000000", "--dataset", "mnist"],
+            "--bank-size",
+        ),
     ] {
         let o = run(d.path(), &args);
         assert_input_error(&o, &[needle]);

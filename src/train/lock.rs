@@ -92,6 +92,13 @@ fn lock_file(dir: &Path) -> Result<File> {
             })?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(input_err!(
+                    "{}: cannot lock the run directory ({err}); its file system must support file locks (flock).",
+                    path.display()
+                ));
+            }
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = match holder.trim() {

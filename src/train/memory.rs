@@ -66,7 +66,7 @@ pub fn available_bytes() -> Option<u64> {
     }
     let lim = address_space_limit();
     if lim.rlim_cur != libc::RLIM_INFINITY {
-        free = free.min((lim.rlim_cur as u64).saturating_sub(mapped_bytes()?));
+        free = free.min(lim.rlim_cur.saturating_sub(mapped_bytes()?));
     }
     Some(free)
 }
@@ -84,7 +84,7 @@ impl MemoryCeiling {
         let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
         let ceiling = mapped_bytes()? + available_bytes()? + SLACK + SLACK_PER_CORE * cores;
         let previous = address_space_limit();
-        if previous.rlim_cur != libc::RLIM_INFINITY && previous.rlim_cur as u64 <= ceiling {
+        if previous.rlim_cur != libc::RLIM_INFINITY && previous.rlim_cur <= ceiling {
             return None;
         }
         let capped = libc::rlimit { rlim_cur: ceiling as libc::rlim_t, rlim_max: previous.rlim_max };

@@ -122,7 +122,7 @@ fn check_state(s: &TrainState, epochs: usize, batches: usize, cfg: &TrainConfig,
         format!("epoch {} of a run of {epochs} epochs", s.epoch)
     } else if s.batch >= batches || (s.epoch == epochs && s.batch > 0) {
         format!("batch {} of an epoch of {batches} mini-batches", s.batch)
-    } else if s.batch % cfg.accum_steps != 0 {
+    } else if !s.batch.is_multiple_of(cfg.accum_steps) {
         format!("batch {} inside a group of {} accumulated mini-batches", s.batch, cfg.accum_steps)
     } else if s.optimizer_steps != expected_steps {
         format!("{} optimizer steps where its position implies {expected_steps}", s.optimizer_steps)
