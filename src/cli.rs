@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         target: VisualizeTarget,
     },
+    /// Print a shell completion script: `convtrain completions bash > ~/.local/share/bash-completion/completions/convtrain`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,15 +92,23 @@ pub struct CheckeredPatternArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Fold a soft-sharing model into its plain equivalent (every shared kernel computed once).
+    /// Fold the model into its plain equivalent (SWRN: every shared kernel computed once).
     #[arg(long, conflicts_with = "format")]
     pub materialize: bool,
-    /// Output naming: pytorch (the original code's state_dict names) or convtrain.
+    /// pytorch (safetensors in the original code's state_dict names), convtrain (safetensors,
+    /// convtrain's names and metadata) or torchscript (a traced module for torch.jit.load).
     #[arg(long, value_enum)]
     pub format: Option<crate::models::export::ExportFormat>,
+    /// With --format torchscript: the batch size of the tracing input (checkered models keep it).
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: i64,
+    /// With --format pytorch: an alternative naming some architectures offer (DenseNet-BC:
+    /// `torchvision` writes `norm1`/`conv1` instead of the checkered authors' `norm.1`/`conv.1`).
+    #[arg(long, requires = "format")]
+    pub naming: Option<String>,
     /// A run directory (its best checkpoint) or a checkpoint file.
     pub checkpoint: PathBuf,
-    /// The safetensors file to write.
+    /// The file to write.
     pub out: PathBuf,
 }
 
@@ -328,8 +341,12 @@ pub struct EvaluateArgs {
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
+    /// A recipe (JSON object of settings); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Print the summary as JSON (architecture, input, layers, totals, weight-decay groups).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]

@@ -18,3 +18,16 @@ fn every_recipe_resolves_and_its_model_builds() {
     }
     assert!(n >= 10, "only {n} recipes");
 }
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let d = tempfile::tempdir().unwrap();
+    for (shell, needle) in [("bash", "_convtrain()"), ("zsh", "#compdef convtrain"), ("fish", "complete -c convtrain")]
+    {
+        let o = common::run(d.path(), &["completions", shell]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let out = common::stdout(&o);
+        assert!(out.contains(needle) && out.contains("bank-size"), "{shell}: {}", &out[..out.len().min(300)]);
+    }
+    common::assert_input_error(&common::run(d.path(), &["completions", "tcsh"]), &["tcsh"]);
+}

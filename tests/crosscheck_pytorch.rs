@@ -15,17 +15,31 @@ fn python() -> PathBuf {
     PathBuf::from(home).join("bin/python")
 }
 
-fn check(dump: &str, dump_args: &[&str], script: &str, script_args: &[&str]) {
+/// Runs `program args…` in the repository root; panics with its output unless it succeeds.
+fn succeed(program: PathBuf, args: &[String]) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new(&program).args(args).current_dir(&root).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{} {args:?} failed:\n{out}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!("{out}");
+}
+
+/// `dump DIR dump_args…`, then `python script script_args…` (`{dir}` replaced by DIR).
+fn check(dump: &str, dump_args: &[&str], script: &str, script_args: &[&str]) {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_str().unwrap();
-    let o = Command::new(example(dump)).arg(dir).args(dump_args).current_dir(&root).output().unwrap();
-    assert!(o.status.success(), "{dump}: {}", String::from_utf8_lossy(&o.stderr));
-    let args: Vec<String> = script_args.iter().map(|a| a.replace("{dir}", dir)).collect();
-    let o = Command::new(python()).arg(root.join(script)).args(&args).current_dir(&root).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{script} failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    println!("{out}");
+    let with_dir = |args: &[&str]| args.iter().map(|a| a.replace("{dir}", dir)).collect::<Vec<_>>();
+    let mut args = vec![dir.to_string()];
+    args.extend(with_dir(dump_args));
+    succeed(example(dump), &args);
+    let mut args = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script).display().to_string()];
+    args.extend(with_dir(script_args));
+    succeed(python(), &args);
 }
 
 #[test]
@@ -38,4 +52,14 @@ fn swrn_matches_an_independent_pytorch_swrn() {
 #[test]
 fn checkered_layers_match_the_four_conv_definition_in_pytorch() {
     check("checkered_dump", &[], "scripts/crosscheck_checkered.py", &["--dump", "{dir}"]);
+}
+
+#[test]
+fn checkered_models_interchange_with_the_authors_state_dicts_both_ways() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().display().to_string();
+    succeed(example("checkered_models_dump"), &["export".into(), dir.clone()]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/crosscheck_checkered_models.py");
+    succeed(python(), &[script.display().to_string(), dir.clone()]);
+    succeed(example("checkered_models_dump"), &["import".into(), dir]);
 }

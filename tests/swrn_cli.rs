@@ -27,6 +27,21 @@ fn summary_counts_of_the_paper_variants() {
     }
 }
 
+/// Counted from a checkpoint's tensors (everything but BN running statistics is a parameter), the
+/// trainable count equals its `num_parameters` metadata.
+fn assert_count_matches_metadata(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let counted: usize = st
+        .tensors()
+        .iter()
+        .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+        .map(|(_, t)| t.shape().iter().product::<usize>())
+        .sum();
+    let meta = safetensors::SafeTensors::read_metadata(&bytes).unwrap().1;
+    assert_eq!(meta.metadata().as_ref().unwrap()["num_parameters"], counted.to_string(), "{}", path.display());
+}
+
 /// The model of the end-to-end test: SWRN-16-1-3 (2 shared convs per stage).
 const SWRN_16_1_3: [&str; 8] = ["--arch", "swrn", "--depth", "16", "--width", "1", "--bank-size", "3"];
 
@@ -57,17 +72,7 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Only the 6 coefficient tensors (2 shared convs × 3 stages) escape weight decay.
     assert!(stdout(&o).contains("no_decay weight decay 0        6 tensors, 18 parameters"), "{}", stdout(&o));
-    // Counted from the checkpoint's tensors: everything but BN running statistics is a parameter.
-    let bytes = std::fs::read(d.path().join("runs/s/best.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let counted: usize = st
-        .tensors()
-        .iter()
-        .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
-        .map(|(_, t)| t.shape().iter().product::<usize>())
-        .sum();
-    let meta = safetensors::SafeTensors::read_metadata(&bytes).unwrap().1;
-    assert_eq!(meta.metadata().as_ref().unwrap()["num_parameters"], counted.to_string());
+    assert_count_matches_metadata(&d.path().join("runs/s/best.safetensors"));
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("runs/s/config.json")).unwrap()).unwrap();
     assert_eq!(cfg["config"]["cutout"], 16);
@@ -88,6 +93,8 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     assert!(tensor_names(&d.path().join("wrn.safetensors"))
         .iter()
         .all(|n| !n.contains("coefficients") && !n.starts_with("bank_")));
+    // The plain WRN describes itself: its own (smaller) parameter count, not the SWRN's.
+    assert_count_matches_metadata(&d.path().join("wrn.safetensors"));
     let (a, b) = (ev("runs/s/best.safetensors"), ev("wrn.safetensors"));
     assert_eq!(b["arch"], "wrn");
     assert_eq!(a["top1"], b["top1"]);
@@ -124,4 +131,17 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     let mut wrong = train.to_vec();
     wrong.extend(["--init-from", "wrn.safetensors", "--job-id", "s3"]);
     assert_input_error(&run(d.path(), &wrong), &["wrn.safetensors", "bank_1.templates", "'wrn'"]);
+}
+
+#[test]
+fn summary_json_has_the_counts_layers_and_groups() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["summary", "--arch", "wrn", "--depth", "28", "--width", "10", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["arch"], "wrn");
+    assert_eq!(v["summary"]["total_params"], 36_479_194);
+    assert_eq!(v["model"]["depth"], 28);
+    assert!(v["summary"]["rows"].as_array().unwrap().len() > 50);
+    assert_eq!(v["summary"]["groups"].as_array().unwrap().len(), 2);
 }

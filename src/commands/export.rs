@@ -16,10 +16,12 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             a.out.display()
         );
     } else {
-        let format =
-            a.format.ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain."))?;
-        let n = export::export(&a.checkpoint, &a.out, format)?;
-        println!("wrote {} ({n} tensors)", a.out.display());
+        let format = a
+            .format
+            .ok_or_else(|| input_err!("export: choose --materialize or --format pytorch|convtrain|torchscript."))?;
+        let options = export::ExportOptions { naming: a.naming.as_deref(), trace_batch: a.batch_size };
+        let what = export::export(&a.checkpoint, &a.out, format, options)?;
+        println!("wrote {} ({what})", a.out.display());
     }
     Ok(())
 }

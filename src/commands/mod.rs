@@ -30,5 +30,10 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Export(a) => export::run(&a),
         Command::Visualize { target } => visualize::run(target),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "convtrain", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `convtrain summary`: the per-layer table, parameter counts, weight-decay groups and MACs.
 use crate::cli::{self, SummaryArgs};
-use crate::error::Result;
+use crate::error::{to_json_pretty, Result};
 use crate::models::summary::summarize;
 use crate::train::optimizer::param_groups;
 use crate::train::trainer::{build_model, decay_exclusion};
@@ -14,6 +14,13 @@ pub fn run(a: &SummaryArgs) -> Result<()> {
         .collect();
     let s = summarize(&model, groups);
     let mc = &model.config;
+    if a.json {
+        let doc = serde_json::json!({
+            "arch": mc.arch, "dataset": cfg.dataset, "model": mc, "summary": s,
+        });
+        println!("{}", to_json_pretty(&doc, "the summary")?);
+        return Ok(());
+    }
     println!(
         "{} on {} ({} classes, {}x{}x{} input)\n",
         mc.arch, cfg.dataset, mc.num_classes, mc.in_channels, mc.image_size, mc.image_size

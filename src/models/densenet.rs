@@ -16,15 +16,14 @@
 //! Initialisation is PyTorch 0.4's default (the file has no init loop): conv and linear weights (and
 //! the linear bias) ~ U(±1/√fan_in), BN γ ~ U(0,1), β = 0.
 use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
-use super::{Arch, ModelConfig};
+use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-pub const ARCHS: &[Arch] = &[Arch::new(
+pub const ARCHS: &[Arch] = &[checkered_arch(
     "densenet-bc",
-    "checkered",
     "DenseNet-BC-d (k = --width, default BC-100, k = 12) for 32×32 inputs, --checkered converts it",
     build_densenet,
 )];

@@ -20,27 +20,30 @@ use super::layers::{
     channel_dropout, torch04_batch_norm, torch_default_uniform, BatchNorm, CheckeredConv2d, Conv2d, ConvSpec, Grid,
     Linear,
 };
-use super::{Arch, ModelConfig};
+use super::{checkered_arch, checkered_names, Arch, ModelConfig};
 use crate::error::Result;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
 pub const ARCHS: &[Arch] = &[
-    Arch::new(
-        "ccnn-toy",
-        "checkered",
-        "toy MNIST CCNN of demo_mnist.py with a depth-2 conv4 (93,833 parameters); always checkered",
-        build::<2, true>,
-    ),
-    Arch::new(
-        "ccnn-toy-d1",
-        "checkered",
-        "Tiny CCNN of Table 8: tiny-cnn converted (67,913 parameters); always checkered",
-        build::<1, true>,
-    ),
-    Arch::new(
+    Arch {
+        export: checkered_names::export_converted,
+        ..checkered_arch(
+            "ccnn-toy",
+            "toy MNIST CCNN of demo_mnist.py with a depth-2 conv4 (93,833 parameters); always checkered",
+            build::<2, true>,
+        )
+    },
+    Arch {
+        export: checkered_names::export_converted,
+        ..checkered_arch(
+            "ccnn-toy-d1",
+            "Tiny CCNN of Table 8: tiny-cnn converted (67,913 parameters); always checkered",
+            build::<1, true>,
+        )
+    },
+    checkered_arch(
         "tiny-cnn",
-        "checkered",
         "Tiny CNN of Table 8, the 2-D MNIST baseline (67,913 parameters), --checkered converts it",
         build::<1, false>,
     ),

@@ -2,6 +2,7 @@
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
 pub mod checkered;
+pub mod checkered_names;
 pub mod densenet;
 pub mod export;
 pub mod layers;
@@ -121,7 +122,7 @@ pub struct Arch {
     /// [`same_names`] for architectures whose names already match.
     pub import: fn(NamedTensors) -> Result<NamedTensors>,
     /// Renames this model's tensors to the original code's `state_dict()` names (`export --format pytorch`).
-    pub export: fn(&[(String, Tensor)]) -> NamedTensors,
+    pub export: ExportFn,
     /// Folds the trained model into an equivalent plain architecture (`export --materialize`), if the
     /// family has one (SWRN → WRN).
     pub materialize: Option<MaterializeFn>,
@@ -150,18 +151,55 @@ impl Arch {
     }
 }
 
+/// An architecture of the checkered-CNN repository: its `state_dict` names (converted or not) both
+/// ways, see [`checkered_names`].
+pub const fn checkered_arch(name: &'static str, about: &'static str, build: BuildFn) -> Arch {
+    Arch {
+        import: checkered_names::import,
+        export: checkered_names::export_by_config,
+        ..Arch::new(name, "checkered", about, build)
+    }
+}
+
 /// No recipe of the architecture's own: the engine's defaults apply.
 pub fn engine_defaults(_dataset: &str) -> serde_json::Value {
     serde_json::json!({})
 }
+
+/// How `export --format pytorch` was asked to name a model's tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRequest<'a> {
+    /// The model the tensors belong to.
+    pub config: &'a ModelConfig,
+    /// An alternative naming scheme the architecture offers (e.g. DenseNet's `torchvision`); `None`
+    /// for the original code's names. An architecture refuses names it does not know.
+    pub naming: Option<&'a str>,
+}
+
+impl ExportRequest<'_> {
+    /// Refuses any alternative naming (for architectures that have only the original's names).
+    pub fn original_names_only(&self) -> Result<()> {
+        match self.naming {
+            None => Ok(()),
+            Some(n) => Err(input_err!(
+                "--naming: architecture '{}' has only the original code's names, not '{n}'.",
+                self.config.arch
+            )),
+        }
+    }
+}
+
+/// Renames a model's tensors to another code's `state_dict()` names.
+pub type ExportFn = fn(&[(String, Tensor)], &ExportRequest) -> Result<NamedTensors>;
 
 /// Returns the plain model's configuration and tensors.
 pub type MaterializeFn = fn(&[(String, Tensor)], &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)>;
 
 /// PyTorch `state_dict()` names for modules whose variable names already match: every BatchNorm also
 /// lists an int64 `num_batches_tracked` (tch does not count batches; written as 0).
-pub fn torch_state_dict(named: &[(String, Tensor)]) -> NamedTensors {
-    with_batch_counts(named, 0)
+pub fn torch_state_dict(named: &[(String, Tensor)], request: &ExportRequest) -> Result<NamedTensors> {
+    request.original_names_only()?;
+    Ok(with_batch_counts(named, 0))
 }
 
 /// `named` plus an int64 scalar `num_batches_tracked` = `count` beside every BatchNorm's

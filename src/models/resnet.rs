@@ -15,7 +15,7 @@
 //! updates those layers' BN running statistics twice per training step (§7 pitfall 10). This port
 //! has no checkpointing and updates them once.
 use super::layers::{torch04_batch_norm, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
-use super::{Arch, ModelConfig};
+use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
 use tch::nn::{self, Module, ModuleT};
@@ -26,16 +26,16 @@ const ABOUT_TINY: &str =
     "tiny CIFAR ResNet, planes 64/91/128/181 (checkered-CNN paper Table 7), --checkered converts it";
 
 pub const ARCHS: &[Arch] = &[
-    Arch::new("resnet18", "checkered", ABOUT_FULL, build::<18, false>),
-    Arch::new("resnet34", "checkered", ABOUT_FULL, build::<34, false>),
-    Arch::new("resnet50", "checkered", ABOUT_FULL, build::<50, false>),
-    Arch::new("resnet101", "checkered", ABOUT_FULL, build::<101, false>),
-    Arch::new("resnet152", "checkered", ABOUT_FULL, build::<152, false>),
-    Arch::new("resnet18-tiny", "checkered", ABOUT_TINY, build::<18, true>),
-    Arch::new("resnet34-tiny", "checkered", ABOUT_TINY, build::<34, true>),
-    Arch::new("resnet50-tiny", "checkered", ABOUT_TINY, build::<50, true>),
-    Arch::new("resnet101-tiny", "checkered", ABOUT_TINY, build::<101, true>),
-    Arch::new("resnet152-tiny", "checkered", ABOUT_TINY, build::<152, true>),
+    checkered_arch("resnet18", ABOUT_FULL, build::<18, false>),
+    checkered_arch("resnet34", ABOUT_FULL, build::<34, false>),
+    checkered_arch("resnet50", ABOUT_FULL, build::<50, false>),
+    checkered_arch("resnet101", ABOUT_FULL, build::<101, false>),
+    checkered_arch("resnet152", ABOUT_FULL, build::<152, false>),
+    checkered_arch("resnet18-tiny", ABOUT_TINY, build::<18, true>),
+    checkered_arch("resnet34-tiny", ABOUT_TINY, build::<34, true>),
+    checkered_arch("resnet50-tiny", ABOUT_TINY, build::<50, true>),
+    checkered_arch("resnet101-tiny", ABOUT_TINY, build::<101, true>),
+    checkered_arch("resnet152-tiny", ABOUT_TINY, build::<152, true>),
 ];
 
 /// The residual block type of a depth.

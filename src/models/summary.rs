@@ -6,7 +6,7 @@ use std::fmt::Write;
 use tch::{Kind, Tensor};
 
 /// One table row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SummaryRow {
     pub name: String,
     pub kind: String,
@@ -15,7 +15,7 @@ pub struct SummaryRow {
     pub macs: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelSummary {
     pub rows: Vec<SummaryRow>,
     pub total_params: i64,

@@ -24,7 +24,10 @@ pub const ARCHS: &[Arch] = &[Arch {
     no_decay: &["coefficients"],
     // The authors' state_dict names (with or without `module.`, duplicated bank keys) load directly.
     import: |named| Ok(from_pytorch_names(named)),
-    export: |named| to_pytorch_names(named, PytorchExport::default()),
+    export: |named, request| {
+        request.original_names_only()?;
+        Ok(to_pytorch_names(named, PytorchExport::default()))
+    },
     materialize: Some(materialize_config),
     ..Arch::new(
         "swrn",
@@ -115,6 +118,13 @@ fn build_swrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
     let (depth, width, k) = depth_width_bank(cfg)?;
     if k < 1 {
         return Err(input_err!("--bank-size: SWRN needs at least one template per bank, got {k}."));
+    }
+    if blocks_per_stage(depth)? == 1 {
+        // swrn.py creates bank_1..bank_3 whatever the depth; with one block per stage no layer uses them.
+        eprintln!(
+            "convtrain: warning: SWRN-{depth} has one block per stage, so no convolution shares the template banks; \
+             as in the original (swrn.py builds bank_1..3 unconditionally) they are still created and counted as trainable."
+        );
     }
     let mut convs = SharedConvs::new(root, k);
     Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, cfg.grid()?, &mut convs)?))

@@ -12,7 +12,7 @@
 //! As a checkered CNN the five max-pools (zero padding is irrelevant: they have none) take the submap
 //! count to 32 at 1×1 resolution; the mean over submaps gives the 512 features.
 use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
-use super::{Arch, ModelConfig};
+use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
 use tch::nn::{self, Init, Module, ModuleT};
@@ -21,10 +21,10 @@ use tch::Tensor;
 const ABOUT: &str = "VGG-BN for 32×32 inputs (checkered-CNN repository), --checkered converts it";
 
 pub const ARCHS: &[Arch] = &[
-    Arch::new("vgg11-bn", "checkered", ABOUT, build::<11>),
-    Arch::new("vgg13-bn", "checkered", ABOUT, build::<13>),
-    Arch::new("vgg16-bn", "checkered", ABOUT, build::<16>),
-    Arch::new("vgg19-bn", "checkered", ABOUT, build::<19>),
+    checkered_arch("vgg11-bn", ABOUT, build::<11>),
+    checkered_arch("vgg13-bn", ABOUT, build::<13>),
+    checkered_arch("vgg16-bn", ABOUT, build::<16>),
+    checkered_arch("vgg19-bn", ABOUT, build::<19>),
 ];
 
 /// 0 stands for a max-pool (`'M'`), anything else for a conv with that many channels.
