@@ -218,11 +218,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gray_to_rgb: Option<bool>,
     /// Normalisation mean per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
     /// Normalisation std per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
     /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
@@ -230,7 +230,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_split: Option<f64>,
     /// Training epochs (default 200).
@@ -246,11 +246,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
     /// Base learning rate (default 0.1).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// SGD momentum (default 0.9).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// Nesterov momentum (default on).
@@ -258,11 +258,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// Momentum dampening (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dampening: Option<f64>,
     /// Coupled L2 weight decay (default 5e-4).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Parameter-name substrings excluded from weight decay, comma separated (default: the arch's).
@@ -282,7 +282,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub milestones: Option<Vec<usize>>,
     /// Multi-step factors, one per milestone (or one for all).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gammas: Option<Vec<f64>>,
     /// Zero momentum buffers at each milestone.
@@ -298,7 +298,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sgdr_t_mult: Option<usize>,
     /// Floor of the SGDR and cosine schedules (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_min: Option<f64>,
     /// Mini-batches accumulated per optimizer step.
@@ -349,6 +349,10 @@ pub struct TrainArgs {
     /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
     #[arg(long)]
     pub checkpoint_interval: Option<usize>,
+    /// Also checkpoint inside an epoch once this many minutes passed since the last checkpoint
+    /// (default 15; 0: off).
+    #[arg(long, value_parser = finite_f64)]
+    pub checkpoint_minutes: Option<f64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -396,6 +400,15 @@ pub struct SummaryArgs {
     pub data: DataArgs,
 }
 
+/// A number flag: finite (JSON, and so a run's configuration, has no NaN or infinity).
+fn finite_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(format!("'{s}' is not a number ({e})")),
+    }
+}
+
 /// Merges flag groups into one JSON object of overrides.
 fn overrides(parts: &[serde_json::Value]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
@@ -430,7 +443,8 @@ fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     }
 }
 
-/// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
+/// Resolves `train`'s configuration from its recipe file and flags; also returns the settings given
+/// (the recipe file's and the flags', flags winning), which `--resume auto` checks against the run.
 pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     let (base, source) = load_base(a.config.as_ref())?;
     let mut run_extra = serde_json::Map::new();
@@ -446,6 +460,9 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     if let Some(n) = a.checkpoint_interval {
         run_extra.insert("checkpoint_interval".into(), n.into());
     }
+    if let Some(m) = a.checkpoint_minutes {
+        run_extra.insert("checkpoint_minutes".into(), m.into());
+    }
     let o = overrides(&[
         to_json(&a.model)?,
         to_json(&a.data)?,
@@ -455,13 +472,17 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
         to_json(&a.run)?,
         serde_json::Value::Object(run_extra),
     ]);
-    Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
+    let given = overrides(&[base.clone(), o.clone()]);
+    Ok((TrainConfig::resolve(base, o, &source)?, given))
 }
 
 /// Evaluate's overrides of the run configuration.
 pub fn evaluate_overrides(a: &EvaluateArgs) -> Result<serde_json::Value> {
     let mut extra = serde_json::Map::new();
     if let Some(b) = a.batch_size {
+        if !(1..=crate::config::MAX_BATCH).contains(&b) {
+            return Err(input_err!("--batch-size: must be between 1 and {}, got {b}.", crate::config::MAX_BATCH));
+        }
         extra.insert("eval_batch_size".into(), b.into());
     }
     Ok(overrides(&[to_json(&a.model)?, to_json(&a.data)?, to_json(&a.run)?, serde_json::Value::Object(extra)]))

@@ -4,6 +4,7 @@ use crate::cli::VisualizeTarget;
 use crate::error::Result;
 use crate::input_err;
 use crate::models::diracnet;
+use crate::train::run_dir::refuse_run_file;
 use crate::visualize;
 
 pub fn run(target: VisualizeTarget) -> Result<()> {
@@ -11,6 +12,7 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
         VisualizeTarget::Curves { runs, out } => {
             let data = visualize::curves::load_runs(&runs)?;
             let out = out.unwrap_or_else(|| runs[0].join("curves.png"));
+            refuse_run_file(&out, "--out")?;
             visualize::curves::plot_curves(&data, &out)?;
             println!("wrote {}", out.display());
             Ok(())
@@ -29,6 +31,7 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
                 println!("{line}");
             }
             let out = a.out.unwrap_or_else(|| opts.file_name().into());
+            refuse_run_file(&out, "--out")?;
             picture.save(&out)?;
             println!("wrote {}", out.display());
             Ok(())
