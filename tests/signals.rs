@@ -128,3 +128,15 @@ fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
     assert_eq!(log_rows(&run_dir), rows);
     assert_eq!(weights(&run_dir.join("last.safetensors")), last);
 }
+
+/// A start that fails right after the handlers are installed closes them while their thread may be
+/// just starting; closing must never raise SIGPIPE (it did about once in ten runs).
+#[test]
+fn an_early_failure_exits_2_not_by_sigpipe() {
+    let d = tempfile::tempdir().unwrap();
+    for _ in 0..40 {
+        let o = run(d.path(), &["train", "--threads=0", "--data-dir", "nowhere"]);
+        assert_eq!(o.status.signal(), None, "killed by a signal: {o:?}");
+        assert_input_error(&o, &["--threads"]);
+    }
+}

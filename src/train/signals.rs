@@ -19,11 +19,18 @@ use std::io::Write;
 #[derive(Debug)]
 pub struct SignalHandlers {
     handle: Handle,
+    /// The reading thread hands its `Signals` (the self-pipe's read end) back when it ends, so the
+    /// read end is closed here, after `close()` has written its wake-up byte: were the thread to drop
+    /// it first (it can see the closed flag before the byte is sent), that write would raise SIGPIPE.
+    thread: Option<std::thread::JoinHandle<Signals>>,
 }
 
 impl Drop for SignalHandlers {
     fn drop(&mut self) {
         self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -33,7 +40,7 @@ pub fn install(request: impl Fn(StopSignal) -> bool + Send + 'static) -> Result<
     let raw: Vec<i32> = StopSignal::ALL.iter().map(|s| s.raw()).collect();
     let mut signals = Signals::new(&raw).map_err(|e| internal_err!("cannot install the signal handlers: {e}"))?;
     let handle = signals.handle();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("convtrain-signals".into())
         .spawn(move || {
             for raw in signals.forever() {
@@ -49,7 +56,8 @@ pub fn install(request: impl Fn(StopSignal) -> bool + Send + 'static) -> Result<
                     signal.name()
                 );
             }
+            signals
         })
         .map_err(|e| internal_err!("cannot start the signal thread: {e}"))?;
-    Ok(SignalHandlers { handle })
+    Ok(SignalHandlers { handle, thread: Some(thread) })
 }
