@@ -40,6 +40,40 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// A paper's architecture sweep: its variants (`--list`).
+    Sweep {
+        #[command(subcommand)]
+        sweep: SweepTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepTarget {
+    /// The layer-wise feature-amount sweep of VGG variants (vgg_features.md §2): --list prints them.
+    VggFeatures(VggFeaturesSweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VggFeaturesSweepArgs {
+    /// Print the variants (id, ξ, ω, α, widths, parameter counts).
+    #[arg(long)]
+    pub list: bool,
+    /// VGG depth D = 3L + 7 (10, 13, 16, 19, …; default 16, VGG-D).
+    #[arg(long)]
+    pub vgg_depth: Option<usize>,
+    /// Output of --list: an aligned table, CSV or JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// How `sweep … --list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +84,8 @@ pub enum VisualizeTarget {
     Checkered(CheckeredPatternArgs),
     /// SWRN layer-similarity matrices per stage (heat-maps + CSV), from a run or checkpoint.
     Lsm(LsmArgs),
+    /// DiracNet: the learned α (identity weight) and β of every Dirac convolution, per layer.
+    Dirac(DiracArgs),
 }
 
 /// Figure file help shared by the visualize targets.
@@ -94,6 +130,17 @@ pub struct LsmArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiracArgs {
+    /// A run directory (best checkpoint, else last) or a checkpoint file (convtrain's or the authors' names).
+    pub checkpoint: PathBuf,
+    #[arg(long, help = format!("{FIGURE_OUT} (default: dirac.png beside the checkpoint)"))]
+    pub out: Option<PathBuf>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
+}
+
+#[derive(Debug, Args)]
 pub struct CheckeredPatternArgs {
     /// Side of the square image.
     #[arg(long, default_value_t = 32)]
@@ -120,8 +167,9 @@ pub struct CheckeredPatternArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Fold the model into its plain equivalent (SWRN: every shared kernel computed once).
-    #[arg(long, conflicts_with = "format")]
+    /// Fold a model into its plain equivalent: SWRN → WRN (every shared kernel computed once), DiracNet →
+    /// diracnet-folded (BN and the Dirac parameterisation folded into conv weight + bias).
+    #[arg(long, visible_alias = "fold", conflicts_with = "format")]
     pub materialize: bool,
     /// pytorch (safetensors in the original code's state_dict names), convtrain (safetensors,
     /// convtrain's names and metadata) or torchscript (a traced module for torch.jit.load).
@@ -203,15 +251,19 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gray_to_rgb: Option<bool>,
     /// Normalisation mean per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
     /// Normalisation std per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
+    /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_split: Option<f64>,
     /// Training epochs (default 200).
@@ -227,11 +279,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
     /// Base learning rate (default 0.1).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// SGD momentum (default 0.9).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// Nesterov momentum (default on).
@@ -239,11 +291,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// Momentum dampening (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dampening: Option<f64>,
     /// Coupled L2 weight decay (default 5e-4).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Parameter-name substrings excluded from weight decay, comma separated (default: the arch's).
@@ -263,7 +315,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub milestones: Option<Vec<usize>>,
     /// Multi-step factors, one per milestone (or one for all).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gammas: Option<Vec<f64>>,
     /// Zero momentum buffers at each milestone.
@@ -279,7 +331,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sgdr_t_mult: Option<usize>,
     /// Floor of the SGDR and cosine schedules (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_min: Option<f64>,
     /// Mini-batches accumulated per optimizer step.
@@ -330,6 +382,10 @@ pub struct TrainArgs {
     /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
     #[arg(long)]
     pub checkpoint_interval: Option<usize>,
+    /// Also checkpoint inside an epoch once this many minutes passed since the last checkpoint
+    /// (default 15; 0: off).
+    #[arg(long, value_parser = finite_f64)]
+    pub checkpoint_minutes: Option<f64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -377,6 +433,15 @@ pub struct SummaryArgs {
     pub data: DataArgs,
 }
 
+/// A number flag: finite (JSON, and so a run's configuration, has no NaN or infinity).
+fn finite_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(format!("'{s}' is not a number ({e})")),
+    }
+}
+
 /// Merges flag groups into one JSON object of overrides.
 fn overrides(parts: &[serde_json::Value]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
@@ -411,7 +476,8 @@ fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     }
 }
 
-/// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
+/// Resolves `train`'s configuration from its recipe file and flags; also returns the settings given
+/// (the recipe file's and the flags', flags winning), which `--resume auto` checks against the run.
 pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     let (base, source) = load_base(a.config.as_ref())?;
     let mut run_extra = serde_json::Map::new();
@@ -427,6 +493,9 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     if let Some(n) = a.checkpoint_interval {
         run_extra.insert("checkpoint_interval".into(), n.into());
     }
+    if let Some(m) = a.checkpoint_minutes {
+        run_extra.insert("checkpoint_minutes".into(), m.into());
+    }
     let o = overrides(&[
         to_json(&a.model)?,
         to_json(&a.data)?,
@@ -436,16 +505,30 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
         to_json(&a.run)?,
         serde_json::Value::Object(run_extra),
     ]);
-    Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
+    let given = overrides(&[base.clone(), o.clone()]);
+    Ok((TrainConfig::resolve(base, o, &source)?, given))
 }
 
 /// Evaluate's overrides of the run configuration.
 pub fn evaluate_overrides(a: &EvaluateArgs) -> Result<serde_json::Value> {
     let mut extra = serde_json::Map::new();
     if let Some(b) = a.batch_size {
+        if !(1..=crate::config::MAX_BATCH).contains(&b) {
+            return Err(input_err!("--batch-size: must be between 1 and {}, got {b}.", crate::config::MAX_BATCH));
+        }
         extra.insert("eval_batch_size".into(), b.into());
     }
     Ok(overrides(&[to_json(&a.model)?, to_json(&a.data)?, to_json(&a.run)?, serde_json::Value::Object(extra)]))
+}
+
+/// The `vgg-features` configuration a sweep listing describes: the architecture's recipe for the
+/// dataset, at `--vgg-depth`.
+pub fn vgg_features_sweep_config(a: &VggFeaturesSweepArgs) -> Result<TrainConfig> {
+    let mut o = serde_json::json!({ "arch": "vgg-features" });
+    if let Some(d) = a.vgg_depth {
+        o["vgg_depth"] = d.into();
+    }
+    TrainConfig::resolve(serde_json::Value::Null, overrides(&[o, to_json(&a.data)?]), "command line")
 }
 
 /// Summary's configuration.

@@ -2,6 +2,7 @@
 use clap::Parser;
 use convtrain::cli::Cli;
 use convtrain::Error;
+use std::io::Write;
 
 fn main() {
     // Rust ignores SIGPIPE, which turns a closed stdout (`convtrain info | head -1`) into a panic in
@@ -10,12 +11,21 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A libtorch error met by a non-fallible tch call panics; the command's error boundary
+    // (`convtrain::error::catch_torch`) turns it into one paragraph, so the panic itself goes unreported.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !convtrain::error::is_torch_panic(&convtrain::error::panic_message(info.payload())) {
+            report(info);
+        }
+    }));
     let cli = Cli::parse();
     if let Err(e) = convtrain::commands::run(cli.command) {
-        match &e {
-            Error::Interrupted(_) => eprintln!("convtrain: {e}"),
-            _ => eprintln!("convtrain: error: {e}"),
-        }
+        // stderr may be gone (a hung-up terminal): the exit status still tells.
+        let _ = match &e {
+            Error::Interrupted(_) => writeln!(std::io::stderr(), "convtrain: {e}"),
+            _ => writeln!(std::io::stderr(), "convtrain: error: {e}"),
+        };
         std::process::exit(e.exit_code());
     }
 }

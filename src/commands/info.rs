@@ -32,8 +32,9 @@ pub fn text() -> String {
         }
     }
     let _ = writeln!(s, "architectures:");
+    let w = crate::models::registry().iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in crate::models::registry() {
-        let _ = writeln!(s, "  {:<16} [{}] {}", a.name, a.family, a.about);
+        let _ = writeln!(s, "  {:<w$} [{}] {}", a.name, a.family, a.about);
     }
     s
 }

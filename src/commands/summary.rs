@@ -26,5 +26,8 @@ pub fn run(a: &SummaryArgs) -> Result<()> {
         mc.arch, cfg.dataset, mc.num_classes, mc.in_channels, mc.image_size, mc.image_size
     );
     print!("{}", s.render());
+    if let Some(report) = model.arch.report {
+        print!("{}", report(&model)?);
+    }
     Ok(())
 }

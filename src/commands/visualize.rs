@@ -4,6 +4,8 @@ use crate::checkpoint;
 use crate::cli::VisualizeTarget;
 use crate::error::Result;
 use crate::input_err;
+use crate::models::diracnet;
+use crate::train::run_dir::refuse_run_file;
 use crate::visualize::{self, checkered, curves, Format};
 
 pub fn run(target: VisualizeTarget) -> Result<()> {
@@ -16,6 +18,7 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             };
             let out = a.out.unwrap_or_else(|| a.runs[0].join("curves.png"));
             Format::of(&out)?;
+            refuse_run_file(&out, "--out")?;
             let runs = curves::load_runs(&a.runs, a.label.as_deref())?;
             curves::plot_curves(&runs, &opts, &out, a.dpi)?;
             println!("wrote {}", out.display());
@@ -33,6 +36,7 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             opts.check_color()?;
             let out = a.out.unwrap_or_else(|| opts.file_name().into());
             Format::of(&out)?;
+            refuse_run_file(&out, "--out")?;
             let side = a.png_size.unwrap_or_else(|| checkered::default_side(a.im_size));
             let picture = checkered::render(&opts)?;
             for line in picture.described_sequences() {
@@ -52,6 +56,8 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             };
             let csv = figure.with_extension("csv");
             Format::of(&figure)?;
+            refuse_run_file(&figure, "--out")?;
+            refuse_run_file(&csv, "--out")?;
             let ck = checkpoint::load(&path)?;
             let groups = visualize::lsm::swrn_lsm(&ck.model_tensors());
             if groups.is_empty() {
@@ -63,6 +69,28 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             visualize::lsm::write_lsm_figure(&groups, &figure, a.dpi)?;
             visualize::lsm::write_lsm_csv(&groups, &csv)?;
             println!("wrote {} and {}", figure.display(), csv.display());
+            Ok(())
+        }
+        VisualizeTarget::Dirac(a) => {
+            let path = checkpoint::resolve(&a.checkpoint, "best")?;
+            let out = a.out.unwrap_or_else(|| path.with_file_name("dirac.png"));
+            Format::of(&out)?;
+            refuse_run_file(&out, "--out")?;
+            let ck = checkpoint::load(&path)?;
+            let layers = diracnet::identity_weights(&ck.model_tensors())?;
+            if layers.is_empty() {
+                return Err(input_err!(
+                    "{}: no Dirac convolutions (groupG.blockB.alpha, .beta and .conv) in this checkpoint; visualize dirac needs an unfolded DiracNet (folding removes alpha and beta).",
+                    path.display()
+                ));
+            }
+            let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let title = format!("DiracNet α and β per layer: {stem} ({} Dirac convolutions)", layers.len());
+            visualize::dirac::plot_identity_weights(&layers, &title, &out, a.dpi)?;
+            for line in visualize::dirac::table(&layers) {
+                println!("{line}");
+            }
+            println!("wrote {}", out.display());
             Ok(())
         }
     }

@@ -297,11 +297,12 @@ impl nn::Module for CheckeredConv2d {
     }
 }
 
-/// Batch norm (eps 1e-5, momentum 0.1) with γ=1, β=0 unless told otherwise; works on 2-D to 5-D input.
+/// Batch norm (eps 1e-5 unless [`BatchNorm::eps`] says otherwise, momentum 0.1) with γ=1, β=0 unless told otherwise; works on 2-D to 5-D input.
 /// On a checkered tensor the statistics are shared by all submaps (BatchNorm3d, checkered.md §7 pitfall 6).
 #[derive(Debug)]
 pub struct BatchNorm {
     inner: nn::BatchNorm,
+    eps: f64,
     name: String,
 }
 
@@ -313,7 +314,12 @@ impl BatchNorm {
     /// PyTorch 0.4 initialised γ ~ U(0,1) (checkered.md §7 pitfall 8); models that copy it say so.
     pub fn with_gamma_init(p: &nn::Path, channels: i64, gamma: Init) -> Self {
         let cfg = nn::BatchNormConfig { ws_init: gamma, bs_init: Init::Const(0.0), ..Default::default() };
-        BatchNorm { inner: nn::batch_norm2d(p, channels, cfg), name: path_name(p) }
+        BatchNorm { inner: nn::batch_norm2d(p, channels, cfg), eps: 1e-5, name: path_name(p) }
+    }
+
+    /// The same layer with another epsilon (the VGG sweep's 1e-4, vgg_features.md §2.9).
+    pub fn eps(self, eps: f64) -> Self {
+        BatchNorm { eps, ..self }
     }
 }
 
@@ -328,12 +334,35 @@ impl ModuleT for BatchNorm {
             Some(&b.running_var),
             train,
             0.1,
-            1e-5,
+            self.eps,
             true,
         );
         trace(&self.name, "BatchNorm", &out, 0);
         out
     }
+}
+
+/// The forward pass of a residual block (torchvision's BasicBlock / Bottleneck): `layers` (conv, BN)
+/// in order with a ReLU between them, plus the identity or the projection `shortcut` (conv, BN), then
+/// ReLU.
+pub fn residual_forward<C: nn::Module, S: nn::Module>(
+    layers: &[(C, BatchNorm)],
+    shortcut: Option<&(S, BatchNorm)>,
+    x: &Tensor,
+    train: bool,
+) -> Tensor {
+    let mut y = x.shallow_clone();
+    for (i, (conv, bn)) in layers.iter().enumerate() {
+        y = bn.forward_t(&conv.forward(&y), train);
+        if i + 1 < layers.len() {
+            y = y.relu();
+        }
+    }
+    let skip = match shortcut {
+        Some((conv, bn)) => bn.forward_t(&conv.forward(x), train),
+        None => x.shallow_clone(),
+    };
+    (y + skip).relu()
 }
 
 /// A fully connected layer `weight` (out×in) + `bias`.
@@ -350,6 +379,11 @@ impl Linear {
         let weight = p.var("weight", &[output, input], init);
         let bias = Some(p.var("bias", &[output], bias_init.unwrap_or_else(|| torch_default_uniform(input))));
         Linear { weight, bias, name: path_name(p) }
+    }
+
+    /// A layer without bias, `init` for the weight.
+    pub fn without_bias(p: &nn::Path, input: i64, output: i64, init: Init) -> Self {
+        Linear { weight: p.var("weight", &[output, input], init), bias: None, name: path_name(p) }
     }
 }
 

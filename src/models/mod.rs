@@ -1,9 +1,11 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
 //! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
 //! exclusions.
+pub mod associative;
 pub mod checkered;
 pub mod checkered_names;
 pub mod densenet;
+pub mod diracnet;
 pub mod export;
 pub mod layers;
 pub mod mnist_toy;
@@ -13,6 +15,7 @@ pub mod soft_sharing;
 pub mod summary;
 pub mod swrn;
 pub mod vgg;
+pub mod vgg_features;
 pub mod wrn;
 
 use crate::checkpoint::Checkpoint;
@@ -101,6 +104,9 @@ impl ModelConfig {
 options::family_options! {
     swrn: swrn::SwrnOptions,
     checkered: checkered::CheckeredOptions,
+    vgg_features: vgg_features::VggFeaturesOptions,
+    diracnet: diracnet::DiracOptions,
+    associative: associative::CsgOptions,
 }
 
 /// Tensors with their variable names, as checkpoints hold them.
@@ -130,6 +136,12 @@ pub struct Arch {
     /// under the user's recipe file and flags when this architecture is chosen (`{}`: the engine's
     /// defaults).
     pub defaults: fn(dataset: &str) -> serde_json::Value,
+    /// Run once on a new run's freshly built model, after `--init-from` and before anything is
+    /// written (never on resume or evaluate): weights the family's options take from elsewhere
+    /// (CSG: `--csg-from` copies another run's generator).
+    pub prepare: Option<fn(&Model) -> Result<()>>,
+    /// Extra lines `summary` prints after its table (CSG: the compression report).
+    pub report: Option<fn(&Model) -> Result<String>>,
 }
 
 impl Arch {
@@ -147,6 +159,8 @@ impl Arch {
             export: torch_state_dict,
             materialize: None,
             defaults: engine_defaults,
+            prepare: None,
+            report: None,
         }
     }
 }
@@ -223,10 +237,20 @@ pub fn same_names(t: NamedTensors) -> Result<NamedTensors> {
 
 /// Every architecture convtrain knows, in the order `convtrain info` lists them.
 pub fn registry() -> Vec<&'static Arch> {
-    [wrn::ARCHS, swrn::ARCHS, resnet::ARCHS, densenet::ARCHS, vgg::ARCHS, mnist_toy::ARCHS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        wrn::ARCHS,
+        swrn::ARCHS,
+        resnet::ARCHS,
+        densenet::ARCHS,
+        vgg::ARCHS,
+        vgg_features::ARCHS,
+        mnist_toy::ARCHS,
+        diracnet::ARCHS,
+        associative::ARCHS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Looks an architecture up by name; the error lists the known names.
@@ -264,9 +288,10 @@ impl Model {
         self.net.forward_t(xs, train)
     }
 
-    /// Trainable parameter count (each shared tensor once): the number the papers quote.
+    /// Trainable parameter count (each shared tensor once, frozen ones left out): the number the
+    /// papers quote.
     pub fn num_parameters(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+        self.named_parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
     /// All variables (parameters and buffers such as BN running statistics), sorted by name.
@@ -328,7 +353,7 @@ impl Model {
     /// Checkpoint metadata describing this model.
     pub fn metadata(&self) -> Result<HashMap<String, String>> {
         let mut m = HashMap::new();
-        m.insert("format".into(), "convtrain-checkpoint-1".into());
+        m.insert("format".into(), crate::checkpoint::format_name());
         m.insert("convtrain_version".into(), env!("CARGO_PKG_VERSION").into());
         m.insert("arch".into(), self.arch.name.into());
         m.insert("model_config".into(), to_json(&self.config, "the model configuration")?);

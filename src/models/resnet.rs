@@ -14,7 +14,7 @@
 //! Known difference: the original wraps `layer0` and `layer1` in `torch.utils.checkpoint`, which
 //! updates those layers' BN running statistics twice per training step (§7 pitfall 10). This port
 //! has no checkpointing and updates them once.
-use super::layers::{torch04_batch_norm, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
+use super::layers::{residual_forward, torch04_batch_norm, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
@@ -96,19 +96,7 @@ impl Block {
 
 impl ModuleT for Block {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let last = self.convs.len() - 1;
-        let mut y = x.shallow_clone();
-        for (i, (c, bn)) in self.convs.iter().enumerate() {
-            y = bn.forward_t(&c.forward(&y), train);
-            if i < last {
-                y = y.relu();
-            }
-        }
-        let skip = match &self.shortcut {
-            Some((c, bn)) => bn.forward_t(&c.forward(x), train),
-            None => x.shallow_clone(),
-        };
-        (y + skip).relu()
+        residual_forward(&self.convs, self.shortcut.as_ref(), x, train)
     }
 }
 

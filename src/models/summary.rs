@@ -24,7 +24,8 @@ pub struct ModelSummary {
     pub groups: Vec<(String, f64, i64)>,
 }
 
-/// Traces one forward pass of a single image and attributes parameters to layers by name prefix;
+/// Traces one forward pass of a single image and attributes parameters to layers by name prefix (or
+/// the layer's own name, for a weight stored directly under it, like DiracNet's stem `conv`);
 /// parameters no traced layer owns (shared template banks) get rows of their own. `groups` are the
 /// optimizer's weight-decay groups (name, decay, parameters), shown as they are.
 pub fn summarize(model: &Model, groups: Vec<(String, f64, i64)>) -> ModelSummary {
@@ -38,7 +39,8 @@ pub fn summarize(model: &Model, groups: Vec<(String, f64, i64)>) -> ModelSummary
         let prefix = format!("{}.", t.name);
         let mut n = 0;
         for (i, (name, p)) in params.iter().enumerate() {
-            if !owned[i] && name.starts_with(&prefix) {
+            // A layer traced under its one parameter's name (a generated conv's codes) owns it too.
+            if !owned[i] && (name.starts_with(&prefix) || *name == t.name) {
                 owned[i] = true;
                 n += p.numel() as i64;
             }
@@ -65,7 +67,8 @@ pub fn summarize(model: &Model, groups: Vec<(String, f64, i64)>) -> ModelSummary
     ModelSummary { total_params: model.num_parameters(), total_macs: rows.iter().map(|r| r.macs).sum(), rows, groups }
 }
 
-fn thousands(n: i64) -> String {
+/// `n` with thousands separators (1,416,394), as the papers print counts.
+pub fn thousands(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {

@@ -1,4 +1,4 @@
-//! Pictures — training curves, SWRN layer-similarity maps, checkered sampling patterns — and the
+//! Pictures — training curves, SWRN layer-similarity maps, checkered sampling patterns, DiracNet α/β — and the
 //! figure machinery they share.
 //!
 //! # Writing a figure
@@ -32,6 +32,7 @@
 //! Colours for data series come from [`series_color`] (Okabe–Ito, colour-blind safe).
 pub mod checkered;
 pub mod curves;
+pub mod dirac;
 pub mod lsm;
 
 use crate::checkpoint::write_atomic;
