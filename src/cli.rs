@@ -124,6 +124,10 @@ pub struct TrainingFlags {
     /// Also checkpoint every N mini-batches inside an epoch (0: at epoch ends only).
     #[arg(long)]
     pub checkpoint_interval: Option<usize>,
+    /// Also checkpoint inside an epoch once this many minutes passed since the last checkpoint
+    /// (default 15; 0: off).
+    #[arg(long, value_parser = finite_f64)]
+    pub checkpoint_minutes: Option<f64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -136,41 +140,77 @@ pub struct TrainingFlags {
 
 #[derive(Debug, Subcommand)]
 pub enum VisualizeTarget {
-    /// Loss and accuracy per epoch of one or several runs, as a PNG.
-    Curves {
-        /// Run directories (each holding a log.csv).
-        #[arg(required = true)]
-        runs: Vec<PathBuf>,
-        /// Output PNG (default: curves.png in the first run directory).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// Loss, top-1 and learning rate per epoch of one or several runs.
+    Curves(CurvesArgs),
     /// Which pixels survive checkered subsampling (the checkered-CNN repository's visualize.py pictures).
     Checkered(CheckeredPatternArgs),
-    /// A sweep's results as the paper's figures (PNG) and an interactive explorer.html.
+    /// A sweep's results as the paper's figures and an interactive explorer.html.
     Sweep {
         /// A sweep directory (its results.csv) or a results CSV.
         sweep: PathBuf,
         /// Output directory (default: the sweep directory, or the CSV's).
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Resolution of the PNG figures, in dots per inch.
+        #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+        dpi: f64,
     },
-    /// SWRN layer-similarity matrices per stage (PNG heat-maps + CSV), from a run or checkpoint.
-    Lsm {
-        /// A run directory (best checkpoint, else last) or a checkpoint file.
-        checkpoint: PathBuf,
-        /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-    },
-    /// DiracNet: the learned α (identity weight) and β of every Dirac convolution, per layer, as a PNG.
-    Dirac {
-        /// A run directory (best checkpoint, else last) or a checkpoint file (convtrain's or the authors' names).
-        checkpoint: PathBuf,
-        /// Output PNG (default: dirac.png beside the checkpoint).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// SWRN layer-similarity matrices per stage (heat-maps + CSV), from a run or checkpoint.
+    Lsm(LsmArgs),
+    /// DiracNet: the learned α (identity weight) and β of every Dirac convolution, per layer.
+    Dirac(DiracArgs),
+}
+
+/// Figure file help shared by the visualize targets.
+const FIGURE_OUT: &str = "The figure: .png, .svg or .pdf, chosen by the extension";
+
+#[derive(Debug, Args)]
+pub struct CurvesArgs {
+    /// Run directories (each holding a log.csv).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    #[arg(long, help = format!("{FIGURE_OUT} (default: curves.png in the first run directory)"))]
+    pub out: Option<PathBuf>,
+    /// What the top-1 panel shows: accuracy or error (100 − accuracy), in percent.
+    #[arg(long, value_enum, default_value_t)]
+    pub metric: crate::visualize::curves::Metric,
+    /// Logarithmic y-axes for loss and top-1 (values ≤ 0 are left out).
+    #[arg(long)]
+    pub log_y: bool,
+    /// Range of the top-1 axis in percent, LO,HI (default: fitted to the data).
+    #[arg(long, value_name = "LO,HI")]
+    pub ylim: Option<String>,
+    /// Legend labels, one per run, comma-separated (default: the runs' job ids).
+    #[arg(long, value_delimiter = ',')]
+    pub label: Option<Vec<String>>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct LsmArgs {
+    /// A run directory (best checkpoint, else last) or a checkpoint file.
+    pub checkpoint: PathBuf,
+    /// Output directory (default: beside the checkpoint); writes lsm.png and lsm.csv.
+    #[arg(long, conflicts_with = "out")]
+    pub out_dir: Option<PathBuf>,
+    #[arg(long, help = format!("{FIGURE_OUT}; the CSV is written beside it (same name, .csv)"))]
+    pub out: Option<PathBuf>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DiracArgs {
+    /// A run directory (best checkpoint, else last) or a checkpoint file (convtrain's or the authors' names).
+    pub checkpoint: PathBuf,
+    #[arg(long, help = format!("{FIGURE_OUT} (default: dirac.png beside the checkpoint)"))]
+    pub out: Option<PathBuf>,
+    /// Resolution of PNG output, in dots per inch (SVG and PDF are vector).
+    #[arg(long, default_value_t = crate::visualize::DEFAULT_DPI)]
+    pub dpi: f64,
 }
 
 #[derive(Debug, Args)]
@@ -184,17 +224,17 @@ pub struct CheckeredPatternArgs {
     /// lattice, naive, random, traditional or tri.
     #[arg(long, default_value = "lattice")]
     pub method: String,
-    /// Colour each submap (up to 3 steps), with the original's palette.
+    /// Colour each submap with the original's 8 colours (refused where there is more than 8, or one).
     #[arg(long)]
     pub color: bool,
-    /// Side of the saved PNG (nearest-neighbour upscaling).
+    /// Side of the output picture in pixels, nearest-neighbour scaled (default: im-size times the
+    /// smallest whole factor reaching 512). SVG and PDF pixels are 1/96 inch.
     #[arg(long)]
     pub png_size: Option<u32>,
     /// Seed of the random and tri samplers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output PNG (default: the original's file name in the current directory).
-    #[arg(long)]
+    #[arg(long, help = format!("{FIGURE_OUT} (default: the original's file name, .png, in the current directory)"))]
     pub out: Option<PathBuf>,
 }
 
@@ -284,11 +324,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gray_to_rgb: Option<bool>,
     /// Normalisation mean per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
     /// Normalisation std per channel, comma separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f64>>,
     /// Normalise with --mean/--std (default on; `false`: raw [0,1] pixels, the VGG sweep's default).
@@ -296,7 +336,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize_data: Option<bool>,
     /// Fraction of the training set held out for validation (0: validate on the test set).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_split: Option<f64>,
     /// Training epochs (default 200).
@@ -312,11 +352,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
     /// Base learning rate (default 0.1).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// SGD momentum (default 0.9).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// Nesterov momentum (default on).
@@ -324,11 +364,11 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nesterov: Option<bool>,
     /// Momentum dampening (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dampening: Option<f64>,
     /// Coupled L2 weight decay (default 5e-4).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Parameter-name substrings excluded from weight decay, comma separated (default: the arch's).
@@ -348,7 +388,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub milestones: Option<Vec<usize>>,
     /// Multi-step factors, one per milestone (or one for all).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gammas: Option<Vec<f64>>,
     /// Zero momentum buffers at each milestone.
@@ -364,7 +404,7 @@ pub struct RecipeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sgdr_t_mult: Option<usize>,
     /// Floor of the SGDR and cosine schedules (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_min: Option<f64>,
     /// Mini-batches accumulated per optimizer step.
@@ -459,6 +499,15 @@ pub struct SummaryArgs {
     pub data: DataArgs,
 }
 
+/// A number flag: finite (JSON, and so a run's configuration, has no NaN or infinity).
+fn finite_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(format!("'{s}' is not a number ({e})")),
+    }
+}
+
 /// Merges flag groups into one JSON object of overrides.
 fn overrides(parts: &[serde_json::Value]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
@@ -503,6 +552,9 @@ fn setting_flags(
 ) -> Result<serde_json::Value> {
     let intervals = [("log_interval", t.log_interval), ("checkpoint_interval", t.checkpoint_interval)];
     extra.extend(intervals.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v.into()))));
+    if let Some(m) = t.checkpoint_minutes {
+        extra.insert("checkpoint_minutes".into(), m.into());
+    }
     Ok(overrides(&[
         to_json(&t.model)?,
         to_json(&t.data)?,
@@ -514,7 +566,8 @@ fn setting_flags(
     ]))
 }
 
-/// Resolves `train`'s configuration from its recipe file and flags; also returns the flags alone.
+/// Resolves `train`'s configuration from its recipe file and flags; also returns the settings given
+/// (the recipe file's and the flags', flags winning), which `--resume auto` checks against the run.
 pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     let (base, source) = load_base(a.training.config.as_ref())?;
     let mut extra = serde_json::Map::new();
@@ -525,7 +578,8 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
         extra.insert("runs_dir".into(), d.display().to_string().into());
     }
     let o = setting_flags(&a.training, extra)?;
-    Ok((TrainConfig::resolve(base, o.clone(), &source)?, o))
+    let given = overrides(&[base.clone(), o.clone()]);
+    Ok((TrainConfig::resolve(base, o, &source)?, given))
 }
 
 /// A sweep's shared settings: its recipe file's object, and the flags (which override it).
@@ -548,6 +602,9 @@ pub fn sweep_settings(
 pub fn evaluate_overrides(a: &EvaluateArgs) -> Result<serde_json::Value> {
     let mut extra = serde_json::Map::new();
     if let Some(b) = a.batch_size {
+        if !(1..=crate::config::MAX_BATCH).contains(&b) {
+            return Err(input_err!("--batch-size: must be between 1 and {}, got {b}.", crate::config::MAX_BATCH));
+        }
         extra.insert("eval_batch_size".into(), b.into());
     }
     Ok(overrides(&[to_json(&a.model)?, to_json(&a.data)?, to_json(&a.run)?, serde_json::Value::Object(extra)]))

@@ -3,7 +3,7 @@
 //! architecture's recipe ([`Arch::defaults`](crate::models::Arch)) and then the defaults below (the
 //! SWRN repository's `main.py` defaults where a paper default is needed). The model families' own
 //! knobs are carried, unnamed, in `model_options` (see `models::options`).
-use crate::error::{to_json_value, IoContext, Result};
+use crate::error::{to_json_value, Error, IoContext, Result};
 use crate::input_err;
 use crate::models::{self, ModelConfig};
 use crate::train::schedule::Schedule;
@@ -91,6 +91,10 @@ pub struct TrainConfig {
     /// Also write `last.safetensors` every this many mini-batches inside an epoch (0: only at epoch
     /// ends), so a killed run loses at most that much work on long epochs.
     pub checkpoint_interval: usize,
+    /// Also write `last.safetensors` inside an epoch, at the next optimizer step, once this many
+    /// minutes have passed since the run's last checkpoint (0: never), so that a run preempted without
+    /// warning in a long (first) epoch loses at most that much. Changes no result.
+    pub checkpoint_minutes: f64,
     /// Fetch a missing dataset that has a public URL (never implicit).
     pub download: bool,
 }
@@ -141,14 +145,93 @@ impl Default for TrainConfig {
             runs_dir: "runs".into(),
             log_interval: 50,
             checkpoint_interval: 0,
+            checkpoint_minutes: 15.0,
             download: false,
         }
     }
 }
 
 /// Keys that may differ between a run's saved configuration and a `--resume` invocation.
-pub const RESUMABLE_OVERRIDES: &[&str] =
-    &["epochs", "device", "threads", "log_interval", "eval_batch_size", "download"];
+pub const RESUMABLE_OVERRIDES: &[&str] = &[
+    "epochs",
+    "device",
+    "threads",
+    "data_dir",
+    "log_interval",
+    "checkpoint_interval",
+    "checkpoint_minutes",
+    "eval_batch_size",
+    "download",
+];
+
+/// Upper bounds of the size-like settings: far above any paper recipe, low enough that a typo
+/// (`--width 100000`) is an error naming the flag rather than an allocation of terabytes. What fits
+/// in memory below them is checked when the model is built and when a batch is trained.
+pub const MAX_DEPTH: i64 = 2000;
+pub const MAX_WIDTH: i64 = 100;
+pub const MAX_BATCH: usize = 1 << 16;
+pub const MAX_EPOCHS: usize = 1_000_000;
+pub const MAX_IMAGE_SIDE: i64 = 1024;
+
+/// Parses JSON text as convtrain reads every JSON file: a leading UTF-8 byte-order mark is skipped,
+/// and a key given twice in one object is an error naming it (instead of the last one winning).
+pub fn parse_json(text: &str) -> std::result::Result<serde_json::Value, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+    /// A JSON value whose objects are checked for repeated keys.
+    struct Unique;
+    impl<'de> DeserializeSeed<'de> for Unique {
+        type Value = serde_json::Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = serde_json::Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = seq.next_element_seed(Unique)? {
+                v.push(x);
+            }
+            Ok(serde_json::Value::Array(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut m = serde_json::Map::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value_seed(Unique)?;
+                if m.insert(k.clone(), v).is_some() {
+                    return Err(A::Error::custom(format!("the key '{k}' is given twice")));
+                }
+            }
+            Ok(serde_json::Value::Object(m))
+        }
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Unique.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
 
 impl TrainConfig {
     /// Merges `overrides` (a JSON object of flags that were given) over `base` (a JSON object from a
@@ -160,6 +243,7 @@ impl TrainConfig {
             serde_json::Value::Null => serde_json::Map::new(),
             _ => return Err(input_err!("{source}: a config file must hold one JSON object of settings.")),
         };
+        let no_flags = overrides.as_object().is_none_or(|o| o.is_empty());
         if let serde_json::Value::Object(o) = overrides {
             merged.extend(o);
         }
@@ -180,8 +264,13 @@ impl TrainConfig {
         }
         let cfg: TrainConfig = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
             .map_err(|e| input_err!("{source}: setting '{}': {}.", e.path(), e.inner()))?;
-        models::validate_options(&cfg.model_options, source)?;
-        cfg.validate()?;
+        // A value out of range in a file alone (no flags on top) names the file too.
+        let from_file = |e: Error| match e {
+            Error::Input(m) if no_flags => input_err!("{source}: {m}"),
+            e => e,
+        };
+        models::validate_options(&cfg.model_options, source).map_err(from_file)?;
+        cfg.validate().map_err(from_file)?;
         Ok(cfg)
     }
 
@@ -216,8 +305,11 @@ impl TrainConfig {
 
     /// Reads a config file (JSON object).
     pub fn read_file(path: &Path) -> Result<serde_json::Value> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        serde_json::from_str(&text).map_err(|e| {
+        let bytes = std::fs::read(path).at(path)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            input_err!("{}: not UTF-8 text ({e}); a config file holds one JSON object.", path.display())
+        })?;
+        parse_json(&text).map_err(|e| {
             input_err!("{}: not valid JSON ({e}); a config file holds one JSON object of settings.", path.display())
         })
     }
@@ -234,6 +326,25 @@ impl TrainConfig {
                 return Err(input_err!("--{name}: must be at least 1, got 0."));
             }
         }
+        let bounded = [
+            ("epochs", self.epochs, MAX_EPOCHS),
+            ("batch-size", self.batch_size, MAX_BATCH),
+            ("eval-batch-size", self.eval_batch_size, MAX_BATCH),
+            ("accum-steps", self.accum_steps, MAX_BATCH),
+        ];
+        for (name, v, max) in bounded {
+            if v > max {
+                return Err(input_err!("--{name}: at most {max}, got {v}."));
+            }
+        }
+        for (name, v, max) in [("depth", self.depth, MAX_DEPTH), ("width", self.width, MAX_WIDTH)] {
+            if let Some(v) = v.filter(|&v| v > max) {
+                return Err(input_err!(
+                    "--{name}: at most {max}, got {v} (far beyond the papers' networks: WRN-28-10, DenseNet-BC-190 \
+                     with growth rate 40, ResNet-152)."
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&self.momentum) || !(0.0..=1.0).contains(&self.dampening) {
             return Err(input_err!(
                 "--momentum must be in [0, 1) and --dampening in [0, 1], got {} and {}.",
@@ -244,11 +355,20 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(input_err!("--weight-decay: must be a finite non-negative number, got {}.", self.weight_decay));
         }
-        if self.cutout < 0 {
-            return Err(input_err!("--cutout: the hole length must be 0 (off) or positive, got {}.", self.cutout));
+        if !(0..=MAX_IMAGE_SIDE).contains(&self.cutout) {
+            return Err(input_err!(
+                "--cutout: the hole length must be 0 (off) or positive, at most {MAX_IMAGE_SIDE}, got {}.",
+                self.cutout
+            ));
         }
-        if let Some(r) = self.resize.filter(|&r| r < 1) {
-            return Err(input_err!("--resize: the image side must be at least 1, got {r}."));
+        if let Some(r) = self.resize.filter(|&r| !(1..=MAX_IMAGE_SIDE).contains(&r)) {
+            return Err(input_err!("--resize: the image side must be between 1 and {MAX_IMAGE_SIDE}, got {r}."));
+        }
+        if !(self.checkpoint_minutes.is_finite() && self.checkpoint_minutes >= 0.0) {
+            return Err(input_err!(
+                "checkpoint_minutes: must be a finite number of minutes >= 0 (0: off), got {}.",
+                self.checkpoint_minutes
+            ));
         }
         let optional_positive = [
             ("threads", self.threads),
@@ -266,6 +386,13 @@ impl TrainConfig {
         }
         if !(self.lr.is_finite() && self.lr >= 0.0) {
             return Err(input_err!("--lr: must be a finite non-negative number, got {}.", self.lr));
+        }
+        if !(self.lr_min.is_finite() && (0.0..=self.lr).contains(&self.lr_min)) {
+            return Err(input_err!(
+                "--lr-min: the floor of the schedule must be between 0 and --lr ({}), got {}.",
+                self.lr,
+                self.lr_min
+            ));
         }
         if let Some(j) = &self.job_id {
             if j.is_empty() || j.contains('/') || j.starts_with('.') {
@@ -359,6 +486,30 @@ mod tests {
         assert!(e.to_string().contains("--sampler"), "{e}");
         let e = TrainConfig::resolve(json!({"bank_size": "six"}), json!({}), "r.json").unwrap_err().to_string();
         assert!(e.contains("r.json") && e.contains("'bank_size'"), "{e}");
+    }
+
+    #[test]
+    fn repeated_keys_are_errors_and_a_byte_order_mark_is_skipped() {
+        let e = parse_json(r#"{"lr": 0.1, "epochs": 3, "lr": 0.5}"#).unwrap_err().to_string();
+        assert!(e.contains("'lr'") && e.contains("twice") && e.contains("line 1"), "{e}");
+        assert!(parse_json(r#"{"a": {"b": 1, "b": 2}}"#).is_err());
+        assert_eq!(parse_json("\u{feff}{\"lr\": 0.1}").unwrap(), json!({"lr": 0.1}));
+        assert_eq!(parse_json(r#"[1, {"x": null}, "s", true]"#).unwrap(), json!([1, {"x": null}, "s", true]));
+        assert!(parse_json("{} x").is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_their_bounds_name_the_flag() {
+        for (cfg, flag) in [
+            (json!({"width": 100000}), "--width"),
+            (json!({"depth": 6000004}), "--depth"),
+            (json!({"batch_size": 10000000}), "--batch-size"),
+            (json!({"resize": 100000}), "--resize"),
+            (json!({"lr": 0.1, "lr_min": 0.2}), "--lr-min"),
+        ] {
+            let e = TrainConfig::resolve(cfg.clone(), json!({}), "x").unwrap_err().to_string();
+            assert!(e.contains(flag), "{cfg}: {e}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The `convtrain` binary: parses the command line and maps errors to one paragraph and an exit code.
 use clap::Parser;
 use convtrain::cli::Cli;
-use convtrain::error::{is_out_of_memory, panic_message};
 use convtrain::Error;
+use std::io::Write;
 
 fn main() {
     // Rust ignores SIGPIPE, which turns a closed stdout (`convtrain info | head -1`) into a panic in
@@ -11,30 +11,21 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // tch reports a failed libtorch call inside a model's forward pass as a panic; the trainer catches
-    // out-of-memory ones at the step boundary (and retries with smaller micro-batches), so the default
-    // hook's report is kept for the other panics, and an out-of-memory panic that reaches this point
-    // becomes an ordinary error below.
+    // A libtorch error met by a non-fallible tch call panics; the command's error boundary
+    // (`convtrain::error::catch_torch`) turns it into one paragraph, so the panic itself goes unreported.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_out_of_memory(&panic_message(info.payload())) {
+        if !convtrain::error::is_torch_panic(&convtrain::error::panic_message(info.payload())) {
             report(info);
         }
     }));
     let cli = Cli::parse();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| convtrain::commands::run(cli.command)));
-    let result = outcome.unwrap_or_else(|payload| {
-        let message = panic_message(payload.as_ref());
-        if !is_out_of_memory(&message) {
-            std::panic::resume_unwind(payload);
-        }
-        Err(Error::OutOfMemory(format!("{message}. Use a smaller --batch-size, --eval-batch-size or --micro-batch.")))
-    });
-    if let Err(e) = result {
-        match &e {
-            Error::Interrupted(_) => eprintln!("convtrain: {e}"),
-            _ => eprintln!("convtrain: error: {e}"),
-        }
+    if let Err(e) = convtrain::commands::run(cli.command) {
+        // stderr may be gone (a hung-up terminal): the exit status still tells.
+        let _ = match &e {
+            Error::Interrupted(_) => writeln!(std::io::stderr(), "convtrain: {e}"),
+            _ => writeln!(std::io::stderr(), "convtrain: error: {e}"),
+        };
         std::process::exit(e.exit_code());
     }
 }

@@ -97,11 +97,21 @@ fn visualiser_reproduces_the_original_pictures() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkered");
     for (args, fixture) in [
         (
-            vec!["--im-size", "32", "--steps", "3", "--method", "lattice", "--color"],
+            vec!["--im-size", "32", "--steps", "3", "--method", "lattice", "--color", "--png-size", "32"],
             "lattice32__checkered_even_32_3.png",
         ),
-        (vec!["--im-size", "32", "--steps", "2", "--method", "naive"], "naive32__checkered_naive_32_2.png"),
-        (vec!["--im-size", "16", "--steps", "4", "--method", "traditional"], "traditional16__traditional_16_4.png"),
+        (
+            vec!["--im-size", "32", "--steps", "2", "--method", "naive", "--png-size", "32"],
+            "naive32__checkered_naive_32_2.png",
+        ),
+        (
+            vec!["--im-size", "16", "--steps", "4", "--method", "traditional", "--png-size", "16"],
+            "traditional16__traditional_16_4.png",
+        ),
+        (
+            vec!["--im-size", "32", "--steps", "2", "--method", "lattice", "--png-size", "256"],
+            "lattice32_big_bw__checkered_lattice_32_2.png",
+        ),
     ] {
         let mut a = vec!["visualize", "checkered", "--out", "p.png"];
         a.extend(args);

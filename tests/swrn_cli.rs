@@ -82,6 +82,15 @@ fn swrn_train_lsm_materialize_export_and_init_from() {
     assert!(std::fs::metadata(d.path().join("lsm/lsm.png")).unwrap().len() > 1000);
     let csv = std::fs::read_to_string(d.path().join("lsm/lsm.csv")).unwrap();
     assert!(csv.lines().count() > 3 * 4, "{csv}");
+    for ext in ["svg", "pdf"] {
+        let fig = format!("lsm/fig.{ext}");
+        let l = run(d.path(), &["visualize", "lsm", "runs/s", "--out", &fig]);
+        assert!(l.status.success(), "{}", stderr(&l));
+        let bytes = std::fs::read(d.path().join(&fig)).unwrap();
+        assert!(bytes.starts_with(if ext == "svg" { b"<svg" } else { b"%PDF-" }), "{fig}");
+    }
+    assert_eq!(std::fs::read_to_string(d.path().join("lsm/fig.csv")).unwrap(), csv);
+    assert_input_error(&run(d.path(), &["visualize", "lsm", "runs/s", "--out", "lsm.tiff"]), &[".png, .svg or .pdf"]);
 
     let ev = |ck: &str| {
         let o = run(d.path(), &["evaluate", "--resume", ck, "--data-dir", "cifar", "--threads", "2"]);

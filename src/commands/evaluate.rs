@@ -1,13 +1,14 @@
 //! `convtrain evaluate`: rebuild the model a checkpoint holds, score a split, print and write JSON.
 use crate::checkpoint;
 use crate::config::TrainConfig;
-use crate::error::{to_json_pretty, to_json_value, Result};
+use crate::error::{catch_torch, to_json_pretty, to_json_value, Result};
 use crate::input_err;
 use crate::models::{Model, ModelConfig};
 use crate::train::evaluate::{evaluate, EvalResult};
-use crate::train::parse_device;
-use crate::train::run_dir::RunDir;
+use crate::train::memory::MemoryCeiling;
+use crate::train::run_dir::{refuse_run_file, RunDir};
 use crate::train::setup::setup_data;
+use crate::train::{parse_device, set_threads};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,13 @@ pub struct EvaluateReport {
 /// `convtrain evaluate --resume …`: rebuilds the model from the checkpoint (or the overrides), loads it,
 /// scores the split, prints and writes JSON.
 pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
+    if let Some(out) = &req.out {
+        refuse_run_file(out, "--out")?;
+        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(input_err!("--out {}: the directory {} does not exist.", out.display(), dir.display()));
+        }
+    }
     let (run, ck_path) = if req.checkpoint.is_dir() {
         let run = RunDir { dir: req.checkpoint.clone() };
         let p = if run.best().is_file() { run.best() } else { checkpoint::resolve(&run.dir, "last")? };
@@ -48,12 +56,13 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
         (run.config().is_file().then_some(run), p)
     };
     let ck = checkpoint::load(&ck_path)?;
-    // Base configuration: the run's, else the one stored in the checkpoint; the model itself is always
-    // the checkpoint's (an exported or materialised file may sit in a run of another architecture).
-    let mut base = match (&run, ck.metadata.get("train_config")) {
-        (Some(r), _) => to_json_value(&r.read_config()?, "the run configuration")?,
-        (None, Some(s)) => serde_json::from_str(s)
+    // Base configuration: the one stored in the checkpoint, else the run's config.json; the model itself
+    // is always the checkpoint's (an exported or materialised file may sit in a run of another
+    // architecture).
+    let mut base = match (ck.metadata.get("train_config"), &run) {
+        (Some(s), _) => crate::config::parse_json(s)
             .map_err(|e| input_err!("{}: corrupt train_config metadata ({e}).", ck_path.display()))?,
+        (None, Some(r)) => to_json_value(&r.read_config()?, "the run configuration")?,
         (None, None) => serde_json::json!({}),
     };
     if let (Some(mc), serde_json::Value::Object(m)) = (ModelConfig::from_checkpoint(&ck)?, &mut base) {
@@ -81,12 +90,20 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
         ));
     }
     let device = parse_device(&cfg.device)?;
+    if let Some(w) = cfg.threads.and_then(set_threads) {
+        eprintln!("convtrain: warning: {w}");
+    }
+    let _ceiling = if device.is_cuda() { None } else { MemoryCeiling::install() };
     let setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
     let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
-    let model = Model::build(&mc, device)?;
+    let model = catch_torch(&format!("building {}", mc.arch), "Lower --resize or the model's size.", || {
+        Model::build(&mc, device)
+    })?;
     model.load_checkpoint(&ck)?;
     // The whole split: a run's limit_val_batches only shortens its per-epoch validation.
-    let result = evaluate(&model, &setup, cfg.eval_batch_size, None, device)?;
+    let what = format!("evaluating with batches of {} images", cfg.eval_batch_size);
+    let result =
+        catch_torch(&what, "Lower --batch-size.", || evaluate(&model, &setup, cfg.eval_batch_size, None, device))?;
     let report = EvaluateReport {
         checkpoint: ck_path.display().to_string(),
         arch: mc.arch.clone(),
@@ -98,12 +115,18 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     let json = to_json_pretty(&report, "the evaluation report")?;
     println!("{json}");
     let stem = ck_path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let out = req.out.clone().unwrap_or_else(|| {
-        let suffix = if mc.checkered { "-checkered" } else { "" };
-        ck_path.with_file_name(format!("eval-{stem}{suffix}-{}.json", req.split))
-    });
-    if let Err(e) = checkpoint::write_atomic(&out, json.as_bytes()) {
-        eprintln!("convtrain: warning: could not write {}: {e}", out.display());
+    match &req.out {
+        // An output asked for that cannot be written is an error; the default one beside the checkpoint
+        // (which may be read-only) only a warning.
+        Some(out) => checkpoint::write_atomic(out, json.as_bytes())
+            .map_err(|e| input_err!("--out {}: cannot write the result ({e}).", out.display()))?,
+        None => {
+            let suffix = if mc.checkered { "-checkered" } else { "" };
+            let out = ck_path.with_file_name(format!("eval-{stem}{suffix}-{}.json", req.split));
+            if let Err(e) = checkpoint::write_atomic(&out, json.as_bytes()) {
+                eprintln!("convtrain: warning: could not write {}: {e}", out.display());
+            }
+        }
     }
     Ok(report)
 }

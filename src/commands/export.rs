@@ -3,8 +3,10 @@ use crate::cli::ExportArgs;
 use crate::error::Result;
 use crate::input_err;
 use crate::models::export;
+use crate::train::run_dir::refuse_run_file;
 
 pub fn run(a: &ExportArgs) -> Result<()> {
+    refuse_run_file(&a.out, "export: the output")?;
     if a.materialize {
         let plain = export::materialize(&a.checkpoint, &a.out)?;
         println!(

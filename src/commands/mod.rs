@@ -9,10 +9,18 @@ pub mod train;
 pub mod visualize;
 
 use crate::cli::Command;
-use crate::error::Result;
+use crate::error::{catch_torch, Result};
+use crate::train::memory::MemoryCeiling;
 
-/// Executes one subcommand.
+/// Executes one subcommand. Whatever libtorch throws on the way, where no narrower boundary caught it,
+/// still ends as one paragraph (see [`catch_torch`]); without CUDA, memory is capped at what is free
+/// (see [`MemoryCeiling`]), so that running out of it is such an error too.
 pub fn run(command: Command) -> Result<()> {
+    let _ceiling = if tch::Cuda::is_available() { None } else { MemoryCeiling::install() };
+    catch_torch("running the command", "", || dispatch(command))
+}
+
+fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => train::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),

@@ -15,6 +15,8 @@ use crate::sweep::shard::Shard;
 use crate::sweep::spec::{split_settings, traced_macs, SweepSpec};
 use crate::sweep::vgg_features as vgg_sweep;
 use crate::train::hooks::Interrupt;
+use crate::train::memory::MemoryCeiling;
+use crate::train::parse_device;
 use crate::train::setup::input_geometry;
 use serde::Serialize;
 use serde_json::Value;
@@ -139,7 +141,12 @@ fn execute(
     stop_rules: StopRulesFn,
 ) -> Result<()> {
     let interrupt = Interrupt::new();
-    interrupt.install_ctrl_c();
+    let _signals = interrupt.install_signal_handlers()?;
+    // Without CUDA, a point too large for the free memory fails (and is recorded) instead of the
+    // kernel killing the sweep.
+    let device =
+        runtime.get("device").and_then(Value::as_str).map_or_else(|| TrainConfig::default().device, str::to_string);
+    let _ceiling = if parse_device(&device)?.is_cuda() { None } else { MemoryCeiling::install() };
     let dir = a.sweep_dir.clone().unwrap_or_else(|| Path::new("sweeps").join(default_name));
     let shard = Shard::resolve(a.shard.as_deref(), |k| std::env::var(k).ok())?;
     let spec = match SweepSpec::read(&dir)? {

@@ -353,7 +353,7 @@ impl Model {
     /// Checkpoint metadata describing this model.
     pub fn metadata(&self) -> Result<HashMap<String, String>> {
         let mut m = HashMap::new();
-        m.insert("format".into(), "convtrain-checkpoint-1".into());
+        m.insert("format".into(), crate::checkpoint::format_name());
         m.insert("convtrain_version".into(), env!("CARGO_PKG_VERSION").into());
         m.insert("arch".into(), self.arch.name.into());
         m.insert("model_config".into(), to_json(&self.config, "the model configuration")?);

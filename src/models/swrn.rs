@@ -46,7 +46,20 @@ pub struct SwrnOptions {
     pub bank_size: Option<i64>,
 }
 
-impl Validate for SwrnOptions {}
+/// The most templates a bank may hold: far above the paper's (at most 2(N−1), the convolutions that
+/// share a bank, swrn.md §3), low enough that a typo is an error rather than gigabytes of templates.
+pub const MAX_BANK_SIZE: i64 = 1024;
+
+impl Validate for SwrnOptions {
+    fn validate(&self) -> Result<()> {
+        match self.bank_size {
+            Some(k) if k > MAX_BANK_SIZE => {
+                Err(input_err!("--bank-size: at most {MAX_BANK_SIZE} templates per bank, got {k}."))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// [`materialize`] for the registry: the SWRN's configuration becomes the WRN's.
 fn materialize_config(named: &[(String, Tensor)], cfg: &ModelConfig) -> Result<(ModelConfig, Vec<(String, Tensor)>)> {

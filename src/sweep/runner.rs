@@ -6,7 +6,9 @@ use super::results::{best_index, record, write_csv, PointResult, Status, RESULT_
 use super::shard::{assign, Shard};
 use super::spec::{Point, SweepSpec};
 use crate::config::TrainConfig;
-use crate::error::{is_out_of_memory, panic_message, Error, IoContext, Result};
+use crate::error::{
+    is_out_of_memory, panic_message, torch_message, Error, Interruption, IoContext, Result, StopSignal,
+};
 use crate::train::hooks::{Hooks, Interrupt, StopRule};
 use crate::train::log::read_rows;
 use crate::train::run_dir::{RunDir, StartOptions};
@@ -118,23 +120,29 @@ pub fn run_shard(
                 continue;
             }
             if interrupt.is_requested() {
-                return Err(Error::Interrupted(format!(
-                    "sweep {}: stopped before point {}; re-run the same command to continue ({} of {} points of this shard done).",
-                    opts.dir.display(),
-                    point.name,
-                    rows.len(),
-                    points.len()
-                )));
+                return Err(Error::Interrupted(Interruption {
+                    signal: interrupt.signal().unwrap_or(StopSignal::Interrupt),
+                    message: format!(
+                        "sweep {}: stopped before point {}; re-run the same command to continue ({} of {} points of this shard done).",
+                        opts.dir.display(),
+                        point.name,
+                        rows.len(),
+                        points.len()
+                    ),
+                }));
             }
             let label = format!("[{}/{} {}]", k + 1, points.len(), point.name);
             let result = run_point(spec, point, opts, &label, stop_rules, interrupt, &progress).map_err(|e| match e {
-                Error::Interrupted(_) => Error::Interrupted(format!(
-                    "sweep {}: point {} checkpointed; re-run the same command to continue ({} of {} points of this shard done).",
-                    opts.dir.display(),
-                    point.name,
-                    rows.len(),
-                    points.len()
-                )),
+                Error::Interrupted(i) => Error::Interrupted(Interruption {
+                    signal: i.signal,
+                    message: format!(
+                        "sweep {}: point {} checkpointed; re-run the same command to continue ({} of {} points of this shard done).",
+                        opts.dir.display(),
+                        point.name,
+                        rows.len(),
+                        points.len()
+                    ),
+                }),
                 other => other,
             })?;
             let run_dir = runs_dir.join(&point.name);
@@ -198,7 +206,7 @@ fn run_point(
         if !is_out_of_memory(&message) {
             resume_unwind(payload);
         }
-        Err(Error::OutOfMemory(message))
+        Err(Error::OutOfMemory(torch_message(&message)))
     });
     let (status, reason, history) = match outcome {
         Ok(o) => match o.stopped_early {

@@ -3,16 +3,20 @@
 //! console run, a quiet sweep of many runs — and none holds a policy of one paper.
 use super::log::EpochRow;
 use super::progress::Progress;
-use std::sync::atomic::{AtomicBool, Ordering};
+use super::signals::{self, SignalHandlers};
+use crate::error::{Result, StopSignal};
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Receives what a training run reports.
 pub trait Observer {
     /// A line about the run (start-up facts, epoch summaries, the final result).
     fn message(&mut self, line: &str);
-    /// Something the user should see even from a quiet run (an out-of-memory retry).
+    /// Something the user should know and may want to act on (a capped setting, an edited
+    /// `config.json` that is not obeyed, a restart from epoch 0); a [`Observer::message`] by default.
     fn warning(&mut self, line: &str) {
-        self.message(line)
+        self.message(&format!("warning: {line}"));
     }
     /// An epoch of `batches` mini-batches begins (`epoch` 0-based of `epochs`).
     fn epoch_started(&mut self, epoch: usize, epochs: usize, batches: usize);
@@ -41,7 +45,11 @@ impl ConsoleObserver {
 
 impl Observer for ConsoleObserver {
     fn message(&mut self, line: &str) {
-        println!("{line}");
+        // A closed stdout (a hung-up terminal) must not turn into a panic mid-run.
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+    fn warning(&mut self, line: &str) {
+        let _ = writeln!(std::io::stderr(), "convtrain: warning: {line}");
     }
     fn epoch_started(&mut self, epoch: usize, epochs: usize, batches: usize) {
         self.progress = Some(Progress::new(epoch, epochs, batches, self.log_interval));
@@ -94,37 +102,44 @@ impl StopRule for MinTrainAccuracy {
     }
 }
 
-/// A request to stop: set by a signal handler (or a caller), read by the trainer between steps, which
-/// then writes a checkpoint and returns [`Error::Interrupted`](crate::Error::Interrupted).
+/// A request to stop: set by a signal ([`super::signals`]) or a caller, read by the trainer between
+/// steps, which then writes a checkpoint and returns [`Error::Interrupted`](crate::Error::Interrupted)
+/// naming the signal, so that the exit status follows it. The first request's signal is kept.
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<AtomicU8>);
 
 impl Interrupt {
     pub fn new() -> Interrupt {
         Interrupt::default()
     }
 
-    /// Asks the run to stop at the next safe point; returns whether it had been asked already.
+    /// Asks the run to stop at the next safe point, as SIGINT does; returns whether it had been asked
+    /// already.
     pub fn request(&self) -> bool {
-        self.0.swap(true, Ordering::SeqCst)
+        self.request_by(StopSignal::Interrupt)
+    }
+
+    /// Asks the run to stop because of `signal`; returns whether it had been asked already (the
+    /// earlier signal is kept).
+    pub fn request_by(&self, signal: StopSignal) -> bool {
+        let code = StopSignal::ALL.iter().position(|&s| s == signal).unwrap_or(0) as u8 + 1;
+        self.0.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst).is_err()
     }
 
     pub fn is_requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) != 0
     }
 
-    /// Makes Ctrl-C request a stop (the loop finishes its step, checkpoints and exits 130); a second
-    /// Ctrl-C exits at once.
-    pub fn install_ctrl_c(&self) {
+    /// The signal of the stop request, if there is one.
+    pub fn signal(&self) -> Option<StopSignal> {
+        (self.0.load(Ordering::SeqCst) as usize).checked_sub(1).map(|i| StopSignal::ALL[i])
+    }
+
+    /// Makes SIGINT, SIGTERM, SIGHUP and SIGUSR1 request a stop while the returned value lives; a
+    /// second signal ends the process at once (see [`super::signals`]).
+    pub fn install_signal_handlers(&self) -> Result<SignalHandlers> {
         let flag = self.clone();
-        let _ = ctrlc::set_handler(move || {
-            if flag.request() {
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\nconvtrain: interrupt received; finishing the current step and writing a checkpoint (Ctrl-C again to abort)"
-            );
-        });
+        signals::install(move |signal| flag.request_by(signal))
     }
 }
 
@@ -169,5 +184,15 @@ mod tests {
         assert!(!b.is_requested());
         assert!(!a.request());
         assert!(b.is_requested() && b.request());
+        assert_eq!(a.signal(), Some(StopSignal::Interrupt));
+    }
+
+    #[test]
+    fn the_first_signal_is_kept() {
+        let a = Interrupt::new();
+        assert_eq!(a.signal(), None);
+        assert!(!a.request_by(StopSignal::User1));
+        assert!(a.request_by(StopSignal::Terminate));
+        assert_eq!(a.signal(), Some(StopSignal::User1));
     }
 }

@@ -2,13 +2,16 @@
 //! that ties them together behind small hooks ([`hooks`]).
 pub mod evaluate;
 pub mod hooks;
+pub mod lock;
 pub mod log;
+pub mod memory;
 pub mod micro_batch;
 pub mod optimizer;
 pub mod progress;
 pub mod run_dir;
 pub mod schedule;
 pub mod setup;
+pub mod signals;
 pub mod trainer;
 
 use crate::error::Result;
@@ -51,4 +54,32 @@ pub fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
         z ^= z >> 31;
     }
     z
+}
+
+/// The current UTC time as (year, month, day, hour, minute, second).
+pub fn utc_now() -> (i64, i64, i64, u64, u64, u64) {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Sets libtorch's intra-op threads to `requested`, capped at the machine's cores (more threads than
+/// cores only slow a run down, and thousands of them exhaust the process); returns a warning when
+/// capped.
+pub fn set_threads(requested: usize) -> Option<String> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = requested.min(cores);
+    tch::set_num_threads(threads as i32);
+    (threads < requested)
+        .then(|| format!("--threads {requested}: this machine has {cores} cores; using {cores} threads."))
 }

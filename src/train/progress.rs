@@ -1,6 +1,6 @@
 //! Per-epoch progress: an indicatif bar on a terminal, plain periodic lines otherwise (CI, Slurm logs).
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 pub struct Progress {
@@ -35,7 +35,9 @@ impl Progress {
                 b.set_message(msg);
             }
             None if done.is_multiple_of(self.interval) || done == self.total => {
-                println!(
+                // A closed stdout (a hung-up terminal) must not turn into a panic mid-run.
+                let _ = writeln!(
+                    std::io::stdout(),
                     "epoch {}/{} [{done}/{}] {msg} ({:.1}s)",
                     self.epoch + 1,
                     self.epochs,

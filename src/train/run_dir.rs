@@ -1,10 +1,22 @@
-//! The run directory: which files a run keeps, how a new run or a resume is planned (and refused),
-//! and the resolved configuration written at the start. Nothing here trains.
-use crate::checkpoint::write_atomic;
+//! The run directory: which files a run keeps, how a new run, a restart or a resume is planned (and
+//! refused) under the directory's lock, the resolved configuration written at the start, and the
+//! guard that keeps other commands' outputs off a run's files. Nothing here trains.
+//!
+//! A resume trusts the checkpoint: the configuration is the one `last.safetensors` carries
+//! (`train_config`), with the few settings that may change on resume given as flags on top;
+//! `config.json` is a copy for people, and a copy that disagrees is reported and rewritten, never
+//! obeyed. A run directory that holds a configuration but no checkpoint yet (a run stopped during
+//! its first steps) restarts from epoch 0 under `--resume`.
+use super::lock::{RunLock, LOCK_FILE};
+use crate::checkpoint::{self, write_atomic};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{to_json_pretty, to_json_value, IoContext, Result};
 use crate::input_err;
 use std::path::{Path, PathBuf};
+
+/// The names of the files a run directory holds; no command writes an output over one of them.
+pub const RUN_FILES: &[&str] =
+    &["config.json", "log.csv", "last.safetensors", "best.safetensors", "split.json", LOCK_FILE];
 
 /// Files of a run directory.
 #[derive(Debug, Clone)]
@@ -33,8 +45,8 @@ impl RunDir {
         vec![self.config(), self.log(), self.last(), self.best(), self.split(), self.dir.join("eval-best-test.json")]
     }
 
-    /// Reads the training configuration saved in the run directory.
-    pub fn read_config(&self) -> Result<TrainConfig> {
+    /// The whole `config.json` document: the configuration and the facts recorded beside it.
+    fn read_config_document(&self) -> Result<serde_json::Value> {
         let path = self.config();
         let text = std::fs::read_to_string(&path).map_err(|e| {
             input_err!(
@@ -43,13 +55,44 @@ impl RunDir {
                 self.dir.display()
             )
         })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| input_err!("{}: corrupt run configuration ({e}).", path.display()))?;
+        crate::config::parse_json(&text).map_err(|e| input_err!("{}: corrupt run configuration ({e}).", path.display()))
+    }
+
+    /// Reads the training configuration saved in the run directory.
+    pub fn read_config(&self) -> Result<TrainConfig> {
+        let v = self.read_config_document()?;
         TrainConfig::resolve(
             v.get("config").cloned().unwrap_or_default(),
             serde_json::Value::Null,
-            &path.display().to_string(),
+            &self.config().display().to_string(),
         )
+    }
+
+    /// Rewrites `config.json` with `cfg` where it holds another configuration (or cannot be read),
+    /// keeping the facts recorded at the run's start, or `facts()` where they are unreadable.
+    pub fn rewrite_config(&self, cfg: &TrainConfig, facts: impl FnOnce() -> serde_json::Value) -> Result<()> {
+        let doc = self.read_config_document().ok();
+        if doc.as_ref().and_then(|d| d.get("config")) == Some(&to_json_value(cfg, "the run configuration")?) {
+            return Ok(());
+        }
+        let extra = match doc {
+            Some(serde_json::Value::Object(mut d)) => {
+                d.remove("config");
+                serde_json::Value::Object(d)
+            }
+            _ => facts(),
+        };
+        self.write_config(cfg, extra)
+    }
+
+    /// Removes the files convtrain writes (a start that failed before its first checkpoint).
+    pub fn remove_own_files(&self) -> Result<()> {
+        for f in self.own_files() {
+            if f.exists() {
+                std::fs::remove_file(&f).at(&f)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `config.json`: the resolved configuration plus `extra` facts about the run.
@@ -75,125 +118,265 @@ pub struct StartOptions {
 }
 
 /// A decided start: where the run lives, its effective configuration, and whether it resumes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunPlan {
     pub run: RunDir,
     pub cfg: TrainConfig,
+    /// Continue from `last.safetensors` (else the run starts at epoch 0).
     pub resuming: bool,
+    /// The run directory's lock, held for the whole run.
+    pub lock: RunLock,
+    /// What the user should know about this start (a restart from epoch 0, an edited config.json).
+    pub warnings: Vec<String>,
 }
 
 /// `YYYYMMDD-hhmmss` in UTC, for default job ids.
 fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    let (y, m, d, hh, mm, ss) = super::utc_now();
+    format!("{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}")
+}
+
+fn is_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// Removes `.<name>.<pid>.tmp` files a killed process left behind (see `checkpoint::write_atomic`).
 fn sweep_temp_files(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if is_temp_file(&e.file_name().to_string_lossy()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
 }
 
+/// Whether `dir` holds nothing but a lock file and temp files of killed writers.
 fn dir_is_empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten().all(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name == LOCK_FILE || is_temp_file(&name)
+            })
+        })
+        .unwrap_or(true)
 }
 
-/// Decides the run directory and whether this is a resume, and returns the effective configuration;
-/// refuses a directory that already holds a run. Writes nothing.
+/// Decides the run directory and whether this is a new run, a restart or a resume, with the effective
+/// configuration. The run directory's lock is taken first (creating the directory for a new run),
+/// then every check is made under it; nothing else is written.
 pub fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<RunPlan> {
     let auto = opts.resume.as_deref() == Some(Path::new("auto"));
-    let resume_dir = match &opts.resume {
+    if let Some(r) = &opts.resume {
+        if opts.overwrite {
+            return Err(input_err!(
+                "--overwrite has no effect with --resume {}: a resume continues the run in place. Drop --overwrite, \
+                 or drop --resume to replace the run.",
+                r.display()
+            ));
+        }
+        if let (Some(init), false) = (&opts.init_from, auto) {
+            return Err(input_err!(
+                "--init-from {} has no effect with --resume {}: a resumed run continues from its own checkpoint. \
+                 Drop --init-from, or start a new run with it.",
+                init.display(),
+                r.display()
+            ));
+        }
+    }
+    match &opts.resume {
         Some(_) if auto => {
             let job = cfg
                 .job_id
                 .clone()
                 .ok_or_else(|| input_err!("--resume auto: needs --job-id to know which run to continue."))?;
-            let d = cfg.runs_dir.join(job);
-            d.join("last.safetensors").is_file().then_some(d)
-        }
-        Some(d) => Some(d.clone()),
-        None => None,
-    };
-    if let Some(dir) = resume_dir {
-        let run = RunDir { dir };
-        if !run.last().is_file() {
-            return Err(input_err!(
-                "--resume: {} holds no last.safetensors checkpoint; it is not a convtrain run directory (or the run never finished an epoch).",
-                run.dir.display()
-            ));
-        }
-        sweep_temp_files(&run.dir);
-        let saved = run.read_config()?;
-        // The run's own configuration, with the flags given now on top (a recipe file is not re-read).
-        let mut flags = opts.flags.clone();
-        if let Some(d) = flags.get("data_dir").and_then(|d| d.as_str()).map(PathBuf::from) {
-            flags["data_dir"] = std::path::absolute(&d).at(&d)?.display().to_string().into();
-        }
-        for k in ["job_id", "runs_dir"] {
-            if let Some(m) = flags.as_object_mut() {
-                m.remove(k);
+            let run = RunDir { dir: cfg.runs_dir.join(&job) };
+            let lock = RunLock::acquire(&run.dir, true)?;
+            if run.last().is_file() || run.config().is_file() {
+                plan_continue(run, lock, opts)
+            } else {
+                plan_new(cfg, run, lock, &job, opts)
             }
         }
-        let source = run.config().display().to_string();
-        let effective = TrainConfig::resolve(to_json_value(&saved, "the run configuration")?, flags, &source)?;
-        // Flags may change only what does not change the computation.
-        let changed: Vec<String> = saved
-            .differing_keys(&effective)?
-            .into_iter()
-            .filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()))
-            .collect();
-        if !changed.is_empty() {
-            return Err(input_err!(
-                "--resume {}: cannot change {} of an existing run (only {} may change on resume); start a new run instead.",
-                run.dir.display(),
-                changed.join(", "),
-                RESUMABLE_OVERRIDES.join(", ")
-            ));
+        Some(dir) => {
+            if dir.is_file() {
+                let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                return Err(input_err!(
+                    "--resume takes a run directory, and {} is a file (a checkpoint?). Continue its run with --resume {}.",
+                    dir.display(),
+                    parent.display()
+                ));
+            }
+            if !dir.is_dir() {
+                return Err(input_err!("--resume {}: no such run directory.", dir.display()));
+            }
+            check_names_resume_dir(&cfg, opts, dir)?;
+            let run = RunDir { dir: dir.clone() };
+            let lock = RunLock::acquire(&run.dir, false)?;
+            if !run.last().is_file() && !run.config().is_file() {
+                return Err(input_err!(
+                    "--resume {}: not a convtrain run directory (it holds neither last.safetensors nor config.json).",
+                    dir.display()
+                ));
+            }
+            plan_continue(run, lock, opts)
         }
-        return Ok(RunPlan { run, cfg: effective, resuming: true });
+        None => {
+            let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-{}", cfg.arch, cfg.dataset, utc_timestamp()));
+            let run = RunDir { dir: cfg.runs_dir.join(&job) };
+            let lock = RunLock::acquire(&run.dir, true)?;
+            plan_new(cfg, run, lock, &job, opts)
+        }
     }
-    let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-{}", cfg.arch, cfg.dataset, utc_timestamp()));
-    let run = RunDir { dir: cfg.runs_dir.join(&job) };
-    if run.dir.exists() && !dir_is_empty(&run.dir) && !opts.overwrite {
+}
+
+/// `--job-id` / `--runs-dir` given beside `--resume DIR` must name DIR (re-running the command that
+/// started the run is fine); naming another directory would be silently ignored.
+fn check_names_resume_dir(cfg: &TrainConfig, opts: &StartOptions, dir: &Path) -> Result<()> {
+    let given = |k: &str| opts.flags.get(k).is_some_and(|v| !v.is_null());
+    if !given("job_id") && !given("runs_dir") {
+        return Ok(());
+    }
+    let name = cfg.job_id.clone().map(PathBuf::from).or_else(|| dir.file_name().map(PathBuf::from)).unwrap_or_default();
+    let named = cfg.runs_dir.join(name);
+    let same = match (named.canonicalize(), dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(input_err!(
+        "--job-id/--runs-dir name {}, but --resume continues {}; drop them (or use --resume auto --job-id).",
+        named.display(),
+        dir.display()
+    ))
+}
+
+/// A new run in `run.dir` (locked): refuses a directory that already holds files, unless `--overwrite`.
+fn plan_new(cfg: TrainConfig, run: RunDir, lock: RunLock, job: &str, opts: &StartOptions) -> Result<RunPlan> {
+    if !dir_is_empty(&run.dir) && !opts.overwrite {
+        let early = if run.config().is_file() && !run.last().is_file() {
+            " It holds a run that stopped before its first checkpoint: --resume restarts it from epoch 0."
+        } else {
+            ""
+        };
         return Err(input_err!(
             "{}: the run directory already holds files. Continue that run with --resume {} (or --resume auto --job-id {job}), \
-             replace it with --overwrite, or choose another --job-id.",
+             replace it with --overwrite, or choose another --job-id.{early}",
             run.dir.display(),
             run.dir.display()
         ));
     }
+    sweep_temp_files(&run.dir);
     // The resolved configuration names the data by absolute path, so the run resumes from anywhere.
     let mut cfg = cfg;
     cfg.data_dir = Some(std::path::absolute(cfg.data_dir()).at(&cfg.data_dir())?);
-    Ok(RunPlan { run, cfg, resuming: false })
+    Ok(RunPlan { run, cfg, resuming: false, lock, warnings: Vec::new() })
 }
 
-/// Creates a new run's directory (clearing convtrain's files from it with `--overwrite`) and checks
-/// that it is writable. Called once the model and data are known to be good, so a failed start leaves
-/// nothing behind.
-pub fn create_run_dir(run: &RunDir) -> Result<()> {
-    for f in run.own_files() {
-        if f.exists() {
-            std::fs::remove_file(&f).at(&f)?;
+/// Continues the run in `run.dir` (locked): from its checkpoint, or from epoch 0 when it has a
+/// configuration but no checkpoint yet.
+fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunPlan> {
+    sweep_temp_files(&run.dir);
+    let mut warnings = Vec::new();
+    let resuming = run.last().is_file();
+    let (saved, source) = if resuming {
+        let meta = checkpoint::read_metadata(&run.last())?;
+        match meta.get("train_config") {
+            Some(text) => {
+                let source = run.last().display().to_string();
+                let v = crate::config::parse_json(text)
+                    .map_err(|e| input_err!("{source}: corrupt train_config metadata ({e}).",))?;
+                let saved = TrainConfig::resolve(v, serde_json::Value::Null, &source)?;
+                report_config_edits(&run, &saved, &mut warnings);
+                (saved, source)
+            }
+            // Checkpoints of early versions carried no configuration: config.json is all there is.
+            None => (run.read_config()?, run.config().display().to_string()),
+        }
+    } else {
+        warnings.push(format!(
+            "{} holds no checkpoint yet (the run stopped before its first one): restarting it from epoch 0 with \
+             its configuration.",
+            run.dir.display()
+        ));
+        (run.read_config()?, run.config().display().to_string())
+    };
+    // The run's own configuration, with the flags given now on top (a recipe file is not re-read).
+    let mut flags = opts.flags.clone();
+    if let Some(d) = flags.get("data_dir").and_then(|d| d.as_str()).map(PathBuf::from) {
+        flags["data_dir"] = std::path::absolute(&d).at(&d)?.display().to_string().into();
+    }
+    if let Some(m) = flags.as_object_mut() {
+        m.remove("job_id");
+        m.remove("runs_dir");
+    }
+    let effective = TrainConfig::resolve(to_json_value(&saved, "the run configuration")?, flags, &source)?;
+    // Flags may change only what does not change the computation.
+    let saved_json = to_json_value(&saved, "the run configuration")?;
+    let effective_json = to_json_value(&effective, "the run configuration")?;
+    let changed: Vec<String> = saved
+        .differing_keys(&effective)?
+        .into_iter()
+        .filter(|k| !RESUMABLE_OVERRIDES.contains(&k.as_str()))
+        .map(|k| format!("{k} (run: {}, now: {})", show(saved_json.get(&k)), show(effective_json.get(&k))))
+        .collect();
+    if !changed.is_empty() {
+        return Err(input_err!(
+            "--resume {}: cannot change {} of an existing run (only {} may change on resume); start a new run instead.",
+            run.dir.display(),
+            changed.join(", "),
+            RESUMABLE_OVERRIDES.join(", ")
+        ));
+    }
+    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings })
+}
+
+/// A configuration value for messages (absent: null).
+fn show(v: Option<&serde_json::Value>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+}
+
+/// Notes where `config.json` disagrees with the checkpoint's configuration (it is rewritten later).
+fn report_config_edits(run: &RunDir, saved: &TrainConfig, warnings: &mut Vec<String>) {
+    let consequence = format!(
+        "The checkpoint's configuration is used and {} is rewritten from it; to train with other settings, start a \
+         new run (--init-from {} keeps the weights).",
+        run.config().display(),
+        run.last().display()
+    );
+    match run.read_config() {
+        Err(e) => warnings.push(format!("{e} {consequence}")),
+        Ok(on_disk) => {
+            let (a, b) = match (to_json_value(&on_disk, "config.json"), to_json_value(saved, "the configuration")) {
+                (Ok(a), Ok(b)) => (a, b),
+                _ => return,
+            };
+            let diffs: Vec<String> = on_disk
+                .differing_keys(saved)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| format!("{k}: config.json {}, checkpoint {}", show(a.get(&k)), show(b.get(&k))))
+                .collect();
+            if !diffs.is_empty() {
+                warnings.push(format!(
+                    "{} differs from the configuration stored in {} ({}). {consequence}",
+                    run.config().display(),
+                    run.last().display(),
+                    diffs.join("; ")
+                ));
+            }
         }
     }
+}
+
+/// Prepares a new (or restarted) run's directory: clears convtrain's files from it (`--overwrite`, or
+/// a restart from epoch 0) and checks that it is writable. Called once the model and data are known
+/// to be good.
+pub fn create_run_dir(run: &RunDir) -> Result<()> {
+    run.remove_own_files()?;
     std::fs::create_dir_all(&run.dir).map_err(|e| {
         input_err!("{}: cannot create the run directory ({e}); choose a writable --runs-dir.", run.dir.display())
     })?;
@@ -203,4 +386,58 @@ pub fn create_run_dir(run: &RunDir) -> Result<()> {
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Refuses an output path (of `evaluate`, `export`, `visualize`) that is — symlinks followed — one of
+/// a run directory's own files: writing it would break the run (a checkpoint replaced by an export
+/// cannot be resumed).
+pub fn refuse_run_file(out: &Path, flag: &str) -> Result<()> {
+    let resolved = match out.canonicalize() {
+        Ok(p) => p,
+        Err(_) => {
+            match (out.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }), out.file_name()) {
+                (Some(parent), Some(name)) => match parent.canonicalize() {
+                    Ok(p) => p.join(name),
+                    Err(_) => return Ok(()), // no such directory: nothing of a run is there
+                },
+                _ => return Ok(()),
+            }
+        }
+    };
+    let (Some(dir), Some(name)) = (resolved.parent(), resolved.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let is_run = ["config.json", "last.safetensors", "log.csv", LOCK_FILE].iter().any(|f| dir.join(f).is_file());
+    if is_run && RUN_FILES.contains(&name) {
+        return Err(input_err!(
+            "{flag} {}: that is {}, a file of the run in {}; writing it would break the run. Choose another output path.",
+            out.display(),
+            resolved.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_onto_a_runs_files_are_refused_through_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("config.json"), "{}").unwrap();
+        std::fs::write(run.join("last.safetensors"), "x").unwrap();
+        std::os::unix::fs::symlink(&run, root.path().join("alias")).unwrap();
+        std::os::unix::fs::symlink(run.join("last.safetensors"), root.path().join("link.safetensors")).unwrap();
+        for bad in ["run/last.safetensors", "run/best.safetensors", "alias/log.csv", "link.safetensors", "run/.lock"] {
+            let e = refuse_run_file(&root.path().join(bad), "--out").unwrap_err().to_string();
+            assert!(e.contains("--out") && e.contains("break the run"), "{bad}: {e}");
+        }
+        for ok in ["run/eval.json", "other.safetensors", "nowhere/last.safetensors", "last.safetensors"] {
+            refuse_run_file(&root.path().join(ok), "--out").unwrap();
+        }
+    }
 }

@@ -86,6 +86,16 @@ pub fn setup_data(
         mean: mean.clone(),
         std: std.clone(),
     };
+    for op in data::augment::parse_ops(&cfg.augment)? {
+        if let data::Op::Crop { pad, .. } = op {
+            if pad > image_size {
+                return Err(input_err!(
+                    "--augment crop:{pad}: the padding must be at most the image side ({image_size}); the papers pad 4 \
+                     pixels of 32."
+                ));
+            }
+        }
+    }
     let train_pipeline = Arc::new(Pipeline::new(&aug, info.channels, true)?);
     let eval_pipeline = Arc::new(Pipeline::new(&aug, info.channels, false)?);
     let folder = |train| FolderTransform::from_augment(&aug, info.image_size, train);
@@ -139,6 +149,11 @@ pub fn setup_data(
     } else {
         (train_source.clone(), val_indices)
     };
+    if !eval_on_test && cfg.val_split > 0.0 {
+        // Validation does not read the test split, but it is opened and checked all the same: a damaged
+        // test file must stop the run before it starts, not `evaluate` after 200 epochs.
+        data::open(&cfg.dataset, &dir, false, &folder(false)?)?;
+    }
     Ok(DataSetup {
         info,
         channels,

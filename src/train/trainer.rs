@@ -8,17 +8,19 @@
 //! Checkpoints hold the weights, BN statistics, momentum buffers and the loop position.
 use super::evaluate::{evaluate, EvalResult};
 use super::hooks::Hooks;
+use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
+use super::memory::available_bytes;
 use super::micro_batch::{self, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
-use super::run_dir::{create_run_dir, plan_run, RunDir, StartOptions};
+use super::run_dir::{create_run_dir, plan_run, RunDir, RunPlan, StartOptions};
 use super::schedule::{Position, Schedule};
 use super::setup::{input_geometry, save_split, setup_data, DataSetup};
-use super::{derive_seed, parse_device};
+use super::{derive_seed, parse_device, set_threads};
 use crate::checkpoint::{self, MOMENTUM_PREFIX};
 use crate::config::TrainConfig;
 use crate::data::{Batch, BatchLoader};
-use crate::error::{to_json, Error, Result};
+use crate::error::{catch_torch, human_bytes, to_json, Error, Interruption, Result, StopSignal};
 use crate::input_err;
 use crate::models::Model;
 use serde::{Deserialize, Serialize};
@@ -73,13 +75,77 @@ pub fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
     }
 }
 
+/// Advice of a run that ran out of memory.
+const LOWER_SIZES: &str = "Lower --batch-size, --resize or the model's size (--width, --depth, the family's \
+                           options), or use a device with more memory.";
+
 /// Builds the model `cfg` describes for the dataset it names, initialised from its seed. Only the
-/// dataset's description is read, so a bad model is reported before any data is loaded.
+/// dataset's description is read, so a bad model is reported before any data is loaded; what
+/// libtorch throws while allocating it is one paragraph (see [`catch_torch`]).
 pub fn build_model(cfg: &TrainConfig, device: Device) -> Result<Model> {
     let info = crate::data::dataset_info(&cfg.dataset, &cfg.data_dir())?;
     let (channels, image_size) = input_geometry(cfg, &info);
-    tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
-    Model::build(&cfg.model_config(info.num_classes, channels, image_size), device)
+    let mc = cfg.model_config(info.num_classes, channels, image_size);
+    let what = format!(
+        "building {} (depth {}, width {}) for {channels}×{image_size}×{image_size} inputs",
+        mc.arch,
+        mc.depth.map_or("default".into(), |d| d.to_string()),
+        mc.width.map_or("default".into(), |w| w.to_string())
+    );
+    catch_torch(&what, "Lower --width, --depth, --resize or the family's size options.", || {
+        tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
+        Model::build(&mc, device)
+    })
+}
+
+/// Refuses a CPU model whose training state (gradients, momentum buffers and the copies a checkpoint
+/// write makes, about four times the weights) would not fit in the memory that is left.
+fn check_training_memory(model: &Model, device: Device) -> Result<()> {
+    let weights: u64 =
+        model.named_variables().iter().map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as u64).sum();
+    match available_bytes() {
+        Some(free) if !device.is_cuda() && 4 * weights > free => Err(input_err!(
+            "out of memory: {} has {} parameters ({} of weights); training it needs about {} more (gradients, \
+             momentum buffers and checkpoint copies), but only {} is free. Lower --width, --depth or the family's \
+             size options, or use a machine with more memory.",
+            model.arch.name,
+            model.num_parameters(),
+            human_bytes(weights),
+            human_bytes(4 * weights),
+            human_bytes(free)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a resumed training state against the run: the position inside the run and inside an
+/// epoch, the step count and running sums that position implies.
+fn check_state(s: &TrainState, epochs: usize, batches: usize, cfg: &TrainConfig, n_train: usize) -> Result<()> {
+    let steps_per_epoch = batches.div_ceil(cfg.accum_steps) as u64;
+    let expected_steps = s.epoch as u64 * steps_per_epoch + s.batch.div_ceil(cfg.accum_steps) as u64;
+    let problem = if s.epoch > epochs {
+        format!("epoch {} of a run of {epochs} epochs", s.epoch)
+    } else if s.batch >= batches || (s.epoch == epochs && s.batch > 0) {
+        format!("batch {} of an epoch of {batches} mini-batches", s.batch)
+    } else if !s.batch.is_multiple_of(cfg.accum_steps) {
+        format!("batch {} inside a group of {} accumulated mini-batches", s.batch, cfg.accum_steps)
+    } else if s.optimizer_steps != expected_steps {
+        format!("{} optimizer steps where its position implies {expected_steps}", s.optimizer_steps)
+    } else if s.seen != (s.batch * cfg.batch_size).min(n_train) as u64 {
+        format!("{} images seen in {} mini-batches of {}", s.seen, s.batch, cfg.batch_size)
+    } else if !(s.loss_sum.is_finite() && s.loss_sum >= 0.0 && (0.0..=s.seen as f64).contains(&s.correct)) {
+        format!("running loss {} and {} correct of {} images", s.loss_sum, s.correct, s.seen)
+    } else if s.best_epoch > s.epoch || !(0.0..=100.0).contains(&s.best_val_top1) {
+        format!("best top-1 {}% at epoch {}", s.best_val_top1, s.best_epoch)
+    } else if !(s.train_seconds.is_finite() && s.train_seconds >= 0.0) {
+        format!("{} seconds of training", s.train_seconds)
+    } else {
+        return Ok(());
+    };
+    Err(input_err!(
+        "its training state does not fit this run ({problem}); the checkpoint was edited or damaged. Restore a \
+         copy of it, or start the run over with --overwrite."
+    ))
 }
 
 /// Marks the parameters whose names start with one of `prefixes` as frozen (no gradient).
@@ -119,6 +185,10 @@ pub fn accumulation_share(batch: usize, accum: usize, batch_size: usize, example
 /// One training run, started or resumed; [`Trainer::run`] trains it to the end.
 pub struct Trainer {
     run: RunDir,
+    /// Held for the whole run: no other `train` touches the directory meanwhile.
+    lock: RunLock,
+    /// When the run's last checkpoint was written (or the run started), for `checkpoint_minutes`.
+    last_checkpoint: Instant,
     cfg: TrainConfig,
     device: Device,
     model: Model,
@@ -140,30 +210,45 @@ pub struct Trainer {
 impl Trainer {
     /// Plans the run (new or resumed), builds model, optimizer and data, restores a resumed run's
     /// state, and — for a new run, once everything is known to be good — creates its directory.
-    pub fn start(cfg: TrainConfig, opts: &StartOptions, hooks: Hooks) -> Result<Trainer> {
-        let plan = plan_run(cfg, opts)?;
-        let (run, cfg, resuming) = (plan.run, plan.cfg, plan.resuming);
-        if let Some(t) = cfg.threads {
-            tch::set_num_threads(t as i32);
+    pub fn start(cfg: TrainConfig, opts: &StartOptions, mut hooks: Hooks) -> Result<Trainer> {
+        let RunPlan { run, cfg, resuming, mut lock, warnings } = plan_run(cfg, opts)?;
+        warnings.iter().for_each(|w| hooks.observer.warning(w));
+        if let Some(w) = cfg.threads.and_then(set_threads) {
+            hooks.observer.warning(&w);
         }
         let device = parse_device(&cfg.device)?;
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let model = build_model(&cfg, device)?;
+        check_training_memory(&model, device)?;
         freeze(&model, &hooks.frozen);
         let mut sgd = optimizer(&cfg, &model);
         let setup = setup_data(&cfg, Some(&run.split()), resuming, false)?;
         let schedule = cfg.schedule()?;
+        let n_train = setup.train_indices.len();
+        let limit = cfg.limit_train_batches.unwrap_or(usize::MAX);
+        let batches_per_epoch = n_train.div_ceil(cfg.batch_size).min(limit);
 
         let mut state = TrainState::default();
         if resuming {
-            let ck = checkpoint::load(&run.last())?;
+            let last = run.last();
+            let ck = checkpoint::load(&last)?;
             model.load_checkpoint(&ck)?;
             sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
             state = ck.metadata.get("train_state").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
-                input_err!("{}: checkpoint has no training state; it cannot be resumed.", run.last().display())
+                input_err!("{}: checkpoint has no training state; it cannot be resumed.", last.display())
             })?;
+            // The run length the checkpoint was written under (the flags may extend it now).
+            let epochs = ck
+                .metadata
+                .get("train_config")
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+                .and_then(|c| c.get("epochs").and_then(|e| e.as_u64()))
+                .map_or(cfg.epochs, |e| e as usize);
+            check_state(&state, epochs, batches_per_epoch, &cfg, n_train)
+                .map_err(|e| input_err!("{}: {e}", last.display()))?;
+            run.rewrite_config(&cfg, || run_facts(&cfg, &model, device, &setup))?;
         } else {
             if let Some(src) = &opts.init_from {
                 model.load_checkpoint(&checkpoint::load(src)?)?;
@@ -172,6 +257,7 @@ impl Trainer {
                 prepare(&model)?;
             }
             create_run_dir(&run)?;
+            lock.keep();
             if let Some(split) = &setup.split {
                 save_split(&run.split(), split)?;
             }
@@ -180,14 +266,13 @@ impl Trainer {
         let log = CsvLog::open(&run.log(), state.epoch)?;
         let history = read_rows(&run.log())?;
         let train_indices = Arc::new(setup.train_indices.clone());
-        let n_train = train_indices.len();
-        let limit = cfg.limit_train_batches.unwrap_or(usize::MAX);
-        let batches_per_epoch = n_train.div_ceil(cfg.batch_size).min(limit);
         let mut trainer = Trainer {
             batches_per_epoch,
             full_batches: (n_train / cfg.batch_size).min(limit).max(1),
             epoch_examples: n_train.min(batches_per_epoch * cfg.batch_size),
             run,
+            lock,
+            last_checkpoint: Instant::now(),
             cfg,
             device,
             model,
@@ -230,7 +315,16 @@ impl Trainer {
                 g.num_elements()
             ));
         }
-        if resuming {
+        if resuming && self.state.epoch >= self.cfg.epochs {
+            lines.push(format!(
+                "  resuming at epoch {}: nothing to do, the run has finished {} epochs (--epochs {}); extend it with \
+                 --resume {} --epochs N",
+                self.state.epoch + 1,
+                self.state.epoch,
+                self.cfg.epochs,
+                self.run.dir.display()
+            ));
+        } else if resuming {
             lines.push(format!("  resuming at epoch {} batch {}", self.state.epoch + 1, self.state.batch));
         }
         for l in lines {
@@ -250,37 +344,50 @@ impl Trainer {
 
     /// Trains the remaining epochs; returns the outcome, or the error that stopped it (interrupt,
     /// divergence, I/O). A run resumed at the end of an epoch after which a stop rule fires (killed
-    /// before its caller learnt of the stop) ends at once, stopped early again.
+    /// before its caller learnt of the stop) ends at once, stopped early again. A run that fails on
+    /// bad input before its first checkpoint (a batch that does not fit in memory) leaves nothing
+    /// behind, as a failed start does.
     pub fn run(mut self) -> Result<TrainOutcome> {
+        let epochs_before = self.state.epoch;
         let mut last_val = None;
         let mut stopped_early = match self.history.last() {
             Some(row) if self.state.batch == 0 => self.hooks.stop_rules.iter().find_map(|r| r.check(row)),
             _ => None,
         };
         while stopped_early.is_none() && self.state.epoch < self.cfg.epochs {
-            self.train_epoch()?;
-            let (row, val) = self.finish_epoch()?;
-            last_val = Some(val);
+            let row = match self.train_epoch().and_then(|_| self.finish_epoch()) {
+                Ok((row, val)) => {
+                    last_val = Some(val);
+                    row
+                }
+                Err(e) => {
+                    if matches!(e, Error::Input(_) | Error::OutOfMemory(_))
+                        && !self.run.last().exists()
+                        && self.run.remove_own_files().is_ok()
+                    {
+                        self.lock.unkeep();
+                    }
+                    return Err(e);
+                }
+            };
             stopped_early = self.hooks.stop_rules.iter().find_map(|r| r.check(&row));
             if let Some(reason) = &stopped_early {
                 self.hooks.observer.message(&format!("stopping early: {reason}"));
                 break;
             }
             if self.hooks.interrupt.is_requested() && self.state.epoch < self.cfg.epochs {
-                return Err(Error::Interrupted(format!(
-                    "checkpoint written after epoch {}; continue with: convtrain train --resume {}",
-                    self.state.epoch,
-                    self.run.dir.display()
-                )));
+                return Err(self.interrupted(format!("checkpoint written after epoch {}", self.state.epoch)));
             }
         }
         let s = &self.state;
-        self.hooks.observer.message(&format!(
-            "done: best validation top-1 {:.2}% at epoch {}; checkpoints in {}",
-            s.best_val_top1,
-            s.best_epoch,
-            self.run.dir.display()
-        ));
+        if s.epoch > epochs_before {
+            self.hooks.observer.message(&format!(
+                "done: best validation top-1 {:.2}% at epoch {}; checkpoints in {}",
+                s.best_val_top1,
+                s.best_epoch,
+                self.run.dir.display()
+            ));
+        }
         Ok(TrainOutcome {
             run_dir: self.run.dir,
             best_val_top1: s.best_val_top1,
@@ -291,8 +398,26 @@ impl Trainer {
         })
     }
 
-    /// The mini-batches of the current epoch (from where a resumed run stopped).
+    /// The error that ends an interrupted run: where it stopped and how to continue.
+    fn interrupted(&self, position: String) -> Error {
+        Error::Interrupted(Interruption {
+            signal: self.hooks.interrupt.signal().unwrap_or(StopSignal::Interrupt),
+            message: format!("{position}; continue with: convtrain train --resume {}", self.run.dir.display()),
+        })
+    }
+
+    /// The mini-batches of the current epoch (from where a resumed run stopped); what libtorch throws
+    /// (an allocation that does not fit) becomes one paragraph.
     fn train_epoch(&mut self) -> Result<()> {
+        let mc = &self.model.config;
+        let what = format!(
+            "training mini-batches of {} images of {}×{}×{}",
+            self.cfg.batch_size, mc.in_channels, mc.image_size, mc.image_size
+        );
+        catch_torch(&what, LOWER_SIZES, || self.train_epoch_batches())
+    }
+
+    fn train_epoch_batches(&mut self) -> Result<()> {
         let epoch = self.state.epoch;
         if self.state.batch == 0 && self.schedule.is_milestone(epoch) && self.cfg.reset_momentum {
             self.sgd.reset_momentum();
@@ -357,15 +482,17 @@ impl Trainer {
         if self.state.batch == group_end && self.state.batch < self.batches_per_epoch {
             let interrupted = self.hooks.interrupt.is_requested();
             let interval = self.cfg.checkpoint_interval;
-            if interrupted || (interval > 0 && self.state.batch.is_multiple_of(interval)) {
-                self.save_last(&self.state)?;
+            let minutes = self.cfg.checkpoint_minutes;
+            let due_by_time = minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= 60.0 * minutes;
+            if interrupted || due_by_time || (interval > 0 && self.state.batch.is_multiple_of(interval)) {
+                let state = self.state.clone();
+                self.save_last(&state)?;
             }
             if interrupted {
-                return Err(Error::Interrupted(format!(
-                    "checkpoint written at epoch {} batch {}; continue with: convtrain train --resume {}",
+                return Err(self.interrupted(format!(
+                    "checkpoint written at epoch {} batch {}",
                     epoch + 1,
-                    self.state.batch,
-                    self.run.dir.display()
+                    self.state.batch
                 )));
             }
         }
@@ -410,20 +537,34 @@ impl Trainer {
                 }
                 (StepError::OutOfMemory(message), ..) => {
                     return Err(Error::OutOfMemory(format!(
-                        "epoch {} batch {}: {} with micro-batches of {micro} images ({message}). Use a smaller --batch-size or --micro-batch.",
+                        "epoch {} batch {}: {} with micro-batches of {micro} images ({}). Use a smaller --batch-size or --micro-batch.",
                         epoch + 1,
                         b_idx + 1,
-                        if self.device.is_cuda() { "out of device memory" } else { "out of memory" }
+                        if self.device.is_cuda() { "out of device memory" } else { "out of memory" },
+                        crate::error::torch_message(&message)
                     )))
                 }
                 (StepError::Diverged(loss), ..) => {
+                    let last = self.run.last();
+                    let (kept, keep_weights) = if last.exists() {
+                        (
+                            format!("its last good checkpoint {} is intact", last.display()),
+                            format!(
+                                "; to keep the epochs already trained, start it from their weights with --init-from {}",
+                                last.display()
+                            ),
+                        )
+                    } else {
+                        ("it has no checkpoint yet".to_string(), String::new())
+                    };
                     return Err(Error::Diverged(format!(
-                        "epoch {} batch {}: the training loss is {loss} (lr {lr:.4e}). The run stopped without writing anything; \
-                         its last good checkpoint {} is intact. Lower --lr, or resume from that checkpoint.",
+                        "epoch {} batch {}: the training loss is {loss} (lr {lr:.4e}). The run stopped without writing \
+                         anything; {kept}. Resuming would diverge again at this same batch: the run is deterministic and a \
+                         resume cannot change its settings. What changes the outcome is a new run (--overwrite, or another \
+                         --job-id) with a lower --lr or gentler --gammas, a larger --batch-size, or another --seed{keep_weights}.",
                         epoch + 1,
                         b_idx + 1,
-                        if self.run.last().exists() { self.run.last().display().to_string() } else { "(none yet)".into() }
-                    )))
+                    )));
                 }
                 (StepError::Torch(e), ..) => return Err(e.into()),
             }
@@ -434,8 +575,10 @@ impl Trainer {
     fn finish_epoch(&mut self) -> Result<(EpochRow, EvalResult)> {
         let epoch = self.state.epoch;
         let lr_epoch = self.schedule.lr(self.cfg.lr, self.position(epoch, 1));
-        let val =
-            evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.cfg.limit_val_batches, self.device)?;
+        let what = format!("validating with batches of {} images", self.cfg.eval_batch_size);
+        let val = catch_torch(&what, "Lower --eval-batch-size (it may change on resume).", || {
+            evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.cfg.limit_val_batches, self.device)
+        })?;
         let state = &mut self.state;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
@@ -494,13 +637,15 @@ impl Trainer {
         Ok(meta)
     }
 
-    fn save_last(&self, state: &TrainState) -> Result<()> {
+    fn save_last(&mut self, state: &TrainState) -> Result<()> {
         let mut tensors = self.model.named_variables();
         tensors.extend(self.sgd.state().into_iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t)));
         let mut meta = self.metadata()?;
         meta.insert("train_state".into(), to_json(state, "the training state")?);
         meta.insert("epoch".into(), state.epoch.to_string());
-        checkpoint::save(&self.run.last(), &tensors, meta)
+        checkpoint::save(&self.run.last(), &tensors, meta)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 }
 

@@ -4,19 +4,26 @@
 //! The image starts white (`im_size`²). Checkered methods (`naive`, `lattice`, `random`) split every
 //! submap at each of `steps` steps into two with sampler 0 (rows/cols `[::2, ::2]` and `[1::2, 1::2]`)
 //! or sampler 1 (`[::2, 1::2]` and `[1::2, ::2]`), firsts then seconds; the pixels of the final submaps
-//! are painted black, or submap k in colour k of [`PALETTE`] when `color` and `steps < 4`.
-//! `traditional` paints `[::2^steps, ::2^steps]` black. `tri` splits into three with one of six 3×3
-//! n-rooks samplers per submap and paints black. `png_resize` rescales the picture to that side with
-//! nearest-neighbour sampling (Pillow's `resize` default when the pictures were made); as in the
-//! original, `tri` ignores it.
+//! are painted black, or submap k in colour k of [`PALETTE`] when `color` and the submaps fit the
+//! palette (`steps < 4`, as in the original). `traditional` paints `[::2^steps, ::2^steps]` black.
+//! `tri` splits into three with one of six 3×3 n-rooks samplers per submap and paints black (or its
+//! three submaps in colour at `steps = 1`, which the original never does). `png_resize` rescales the
+//! picture to that side with nearest-neighbour sampling (Pillow's `resize` default when the pictures
+//! were made); as in the original, `tri` ignores it.
+//!
+//! The CLI is stricter than `visualize.py`: it refuses `--color` where no colour can be drawn
+//! ([`Options::check_color`]) and sizes every method's output itself ([`Picture::save`], default
+//! [`default_side`]: the picture upscaled to about 512 pixels).
 //!
 //! `random` and `tri` draw their sampler choices from a ChaCha8 stream seeded with `seed` (the
 //! original used Python's unseeded `random`); [`render_sequences`] paints given choices, which is how
 //! the original's named random patterns are reproduced.
+use super::{draw_err, Figure, Format};
 use crate::error::{Error, Result};
 use crate::input_err;
 use crate::models::checkered::{lattice_sequence, LATTICE_MAX_STEPS};
 use image::{ImageFormat, Rgb, RgbImage};
+use plotters::prelude::{Color, RGBColor, Rectangle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
@@ -119,7 +126,7 @@ pub struct Options {
     pub method: Method,
     /// Side of the saved picture; `None` keeps `im_size`.
     pub png_resize: Option<u32>,
-    /// Colour the submaps (only honoured when `steps < 4`).
+    /// Colour the submaps (only honoured when they fit the palette: `steps < 4`, `tri` at 1 step).
     pub color: bool,
     /// Seed of the sampler choices of `random` and `tri`.
     pub seed: u64,
@@ -132,6 +139,38 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Submaps the last step leaves (1 for `traditional`).
+    fn submaps(&self) -> u64 {
+        match self.method {
+            Method::Traditional => 1,
+            m => (m.fan_out() as u64).saturating_pow(self.steps),
+        }
+    }
+
+    /// Refuses `color` where the picture cannot show it: `traditional` keeps a single submap, and
+    /// more than [`PALETTE`]'s 8 submaps have no colours (the original silently draws black).
+    pub fn check_color(&self) -> Result<()> {
+        if !self.color {
+            return Ok(());
+        }
+        if self.method == Method::Traditional {
+            return Err(input_err!(
+                "--color: traditional subsampling keeps a single grid of pixels, drawn in black; there are no submaps to colour."
+            ));
+        }
+        let max_steps = if self.method == Method::Tri { 1 } else { 3 };
+        if self.submaps() > PALETTE.len() as u64 {
+            return Err(input_err!(
+                "--color: {} steps of {} leave {} submaps, but there are only {} colours; use --steps {max_steps} or less, or drop --color.",
+                self.steps,
+                self.method,
+                self.submaps(),
+                PALETTE.len()
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         if self.im_size == 0 || self.im_size > MAX_SIZE {
             return Err(input_err!("im_size: must be between 1 and {MAX_SIZE}, got {}.", self.im_size));
@@ -163,6 +202,12 @@ impl Options {
     }
 }
 
+/// The CLI's default output side: `im_size` times the smallest whole factor that reaches 512
+/// pixels (every source pixel becomes an equal square), or `im_size` itself from 512 up.
+pub fn default_side(im_size: u32) -> u32 {
+    im_size.max(1) * 512u32.div_ceil(im_size.max(1))
+}
+
 /// A rendered picture and the sampler choices behind it (one list per step).
 #[derive(Debug, Clone)]
 pub struct Picture {
@@ -188,11 +233,60 @@ impl Picture {
             .collect()
     }
 
-    /// Writes the picture as a PNG.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        self.image
-            .save_with_format(path, ImageFormat::Png)
-            .map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })
+    /// What [`sequence_lines`](Self::sequence_lines) prints, labelled: a line saying what the
+    /// numbers are, then `step i (n submaps): …` per step.
+    pub fn described_sequences(&self) -> Vec<String> {
+        let head = match self.method {
+            Method::Traditional => return vec!["traditional: no samplers (one grid of pixels is kept)".into()],
+            Method::Tri => {
+                "sampler (0-5, one of the six 3×3 n-rooks patterns) chosen for each submap at each step, in submap order:"
+            }
+            _ => {
+                "sampler chosen for each submap at each step, in submap order (0: [::2, ::2] + [1::2, 1::2], 1: [::2, 1::2] + [1::2, ::2]):"
+            }
+        };
+        let steps = self.sequences.iter().zip(self.sequence_lines()).enumerate().map(|(i, (seq, line))| {
+            let n = seq.len();
+            format!("step {} ({n} submap{}): {line}", i + 1, if n == 1 { "" } else { "s" })
+        });
+        std::iter::once(head.to_string()).chain(steps).collect()
+    }
+
+    /// Writes the picture `side` pixels square (nearest-neighbour scaling, as [`resize_nearest`]),
+    /// as a PNG, SVG or PDF by the path's extension. PNG pixels are the picture's; SVG and PDF draw
+    /// each row's runs of equal pixels as rectangles, in layout pixels (1/96 inch), each reaching
+    /// 1 px under its right and lower neighbours (drawn later) so that no seam shows when zoomed.
+    pub fn save(&self, path: &Path, side: u32) -> Result<()> {
+        if side == 0 || side > MAX_SIZE {
+            return Err(input_err!("--png-size: must be between 1 and {MAX_SIZE}, got {side}."));
+        }
+        if Format::of(path)? == Format::Png {
+            let image = if self.image.width() == side { self.image.clone() } else { resize_nearest(&self.image, side) };
+            return image
+                .save_with_format(path, ImageFormat::Png)
+                .map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) });
+        }
+        let mut fig = Figure::new(path, (side, side))?;
+        {
+            let root = fig.area()?;
+            let err = draw_err(path);
+            let (w, h) = self.image.dimensions();
+            let (xs, ys) = (nearest_edges(w, side), nearest_edges(h, side));
+            let side = side as i32;
+            for y in 0..h {
+                let mut x = 0;
+                while x < w {
+                    let p = *self.image.get_pixel(x, y);
+                    let run = (x..w).take_while(|&x1| *self.image.get_pixel(x1, y) == p).count() as u32;
+                    let (x1, y1) = (xs[(x + run) as usize], ys[y as usize + 1]);
+                    let corners = [(xs[x as usize], ys[y as usize]), ((x1 + 1).min(side), (y1 + 1).min(side))];
+                    root.draw(&Rectangle::new(corners, RGBColor(p.0[0], p.0[1], p.0[2]).filled())).map_err(&err)?;
+                    x += run;
+                }
+            }
+            root.present().map_err(&err)?;
+        }
+        fig.finish()
     }
 }
 
@@ -282,7 +376,7 @@ pub fn render_sequences(opts: &Options, sequences: &[Vec<u8>]) -> Result<Picture
             }
             submaps = groups.into_iter().flatten().collect();
         }
-        let colored = opts.color && opts.steps < 4 && opts.method != Method::Tri;
+        let colored = opts.color && submaps.len() <= PALETTE.len();
         for (k, s) in submaps.iter().enumerate() {
             let color = Rgb(if colored { PALETTE[k] } else { PALETTE[0] });
             for &y in &s.rows {
@@ -299,10 +393,29 @@ pub fn render_sequences(opts: &Options, sequences: &[Vec<u8>]) -> Result<Picture
     Ok(Picture { image, sequences: sequences.to_vec(), method: opts.method })
 }
 
+/// Where each source pixel starts in a [`resize_nearest`] picture of `side` from `len`: entry x is
+/// the first output pixel reading source x (entry `len` is `side`).
+fn nearest_edges(len: u32, side: u32) -> Vec<i32> {
+    let mut edges = vec![side as i32; len as usize + 1];
+    for x in (0..side).rev() {
+        edges[nearest_source(x, len, side) as usize] = x as i32;
+    }
+    // A source pixel no output reads (shrinking) starts where the next one does.
+    for x in (0..len as usize).rev() {
+        edges[x] = edges[x].min(edges[x + 1]);
+    }
+    edges
+}
+
+/// The source pixel output pixel `x` of `side` reads from `len`, as Pillow's NEAREST.
+fn nearest_source(x: u32, len: u32, side: u32) -> u32 {
+    (((x as f64 + 0.5) * len as f64 / side as f64) as u32).min(len - 1)
+}
+
 /// Nearest-neighbour resize to `side`² as Pillow's NEAREST: output pixel x reads input ⌊(x + ½)·in/out⌋.
 pub fn resize_nearest(image: &RgbImage, side: u32) -> RgbImage {
-    let src = |x: u32, len: u32| (((x as f64 + 0.5) * len as f64 / side as f64) as u32).min(len - 1);
-    RgbImage::from_fn(side, side, |x, y| *image.get_pixel(src(x, image.width()), src(y, image.height())))
+    let (w, h) = image.dimensions();
+    RgbImage::from_fn(side, side, |x, y| *image.get_pixel(nearest_source(x, w, side), nearest_source(y, h, side)))
 }
 
 #[cfg(test)]
@@ -466,7 +579,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let o = opts(Method::Lattice, 16, 2, Some(64), true);
         let path = dir.path().join(o.file_name());
-        render(&o).unwrap().save(&path).unwrap();
+        render(&o).unwrap().save(&path, 64).unwrap();
         assert_eq!(image::open(&path).unwrap().to_rgb8(), render(&o).unwrap().image);
+    }
+
+    #[test]
+    fn every_format_at_the_requested_side_and_vector_matches_raster() {
+        use crate::visualize::{rasterize, tests::assert_figure, LAYOUT_DPI};
+        let dir = tempfile::tempdir().unwrap();
+        for (o, side) in [
+            (opts(Method::Lattice, 32, 3, None, true), default_side(32)),
+            (opts(Method::Tri, 27, 2, None, false), 100),
+            (opts(Method::Traditional, 16, 2, None, false), 40),
+        ] {
+            let pic = render(&o).unwrap();
+            for ext in ["png", "svg", "pdf"] {
+                let path = dir.path().join(format!("p.{ext}"));
+                pic.save(&path, side).unwrap();
+                assert_figure(&path, (side, side), (side, side));
+            }
+            let png = image::open(dir.path().join("p.png")).unwrap().to_rgb8();
+            assert_eq!(png, resize_nearest(&pic.image, side));
+            let svg = std::fs::read_to_string(dir.path().join("p.svg")).unwrap();
+            assert_eq!(rasterize(&svg, LAYOUT_DPI).unwrap(), png, "{} SVG drawn at 96 dpi = the PNG", o.method);
+        }
+        assert_eq!((default_side(32), default_side(81), default_side(600)), (512, 567, 600));
+        let e = render(&Options::default()).unwrap().save(&dir.path().join("p.gif"), 64).unwrap_err();
+        assert!(e.to_string().contains(".png, .svg or .pdf"), "{e}");
+    }
+
+    #[test]
+    fn color_is_refused_where_it_cannot_be_drawn_and_tri_colours_one_step() {
+        let ok = |m, steps| opts(m, 27, steps, None, true).check_color();
+        assert!(ok(Method::Lattice, 3).is_ok() && ok(Method::Tri, 1).is_ok());
+        for (m, steps, needle) in
+            [(Method::Lattice, 4, "16 submaps"), (Method::Tri, 2, "9 submaps"), (Method::Traditional, 1, "traditional")]
+        {
+            let e = ok(m, steps).unwrap_err();
+            assert!(e.to_string().contains("--color") && e.to_string().contains(needle), "{e}");
+        }
+        let tri = render(&opts(Method::Tri, 27, 1, None, true)).unwrap().image;
+        for k in &PALETTE[..3] {
+            assert_eq!(tri.pixels().filter(|p| p.0 == *k).count(), 81, "a ninth of the pixels in colour {k:?}");
+        }
+    }
+
+    #[test]
+    fn printed_sequences_say_what_they_are() {
+        let pic = render(&opts(Method::Lattice, 32, 2, None, false)).unwrap();
+        let lines = pic.described_sequences();
+        assert!(lines[0].starts_with("sampler chosen for each submap") && lines[0].contains("0: [::2, ::2]"));
+        assert_eq!(
+            lines[1..],
+            ["step 1 (1 submap): 0".to_string(), format!("step 2 (2 submaps): {}", pic.sequence_lines()[1])]
+        );
+        let trad = render(&opts(Method::Traditional, 16, 2, None, false)).unwrap();
+        assert_eq!(trad.described_sequences().len(), 1);
     }
 }

@@ -2,12 +2,14 @@
 //! template bank, S_ij = |⟨α_i, α_j⟩| / (‖α_i‖·‖α_j‖), the absolute cosine similarity of their
 //! coefficient vectors, one matrix per sharing group (a stage of SWRN), layers in depth order
 //! (spec/swrn.md §6, "Visualisations"). Layers with S_ij ≈ 1 use the same kernel up to scale.
-use super::{draw_err, register_font, viridis};
-use crate::error::{IoContext, Result};
+use super::{draw_figure, font, register_font, text_size, viridis, DrawResult};
+use crate::error::Result;
 use crate::input_err;
 use crate::models::swrn::stage_coefficients;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontTransform;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -86,9 +88,10 @@ pub fn write_lsm_csv(groups: &[LsmGroup], path: &Path) -> Result<()> {
     write().map_err(|e| input_err!("{}: could not write the LSM table: {e}", path.display()))
 }
 
-/// Pixel geometry of the figure, derived from the largest group.
+/// Pixel geometry of the figure (layout pixels), derived from the largest group.
 struct Layout {
     cell: i32,
+    /// Width of the column left of a matrix: the rotated "layer i" and the row indices.
     label_w: i32,
     label_h: i32,
     x_label_every: usize,
@@ -99,41 +102,48 @@ struct Layout {
     height: u32,
 }
 
-/// The family [`register_font`] registers the bundled DejaVu Sans as.
-const FONT: &str = "sans-serif";
-const MARGIN: i32 = 24;
-const PANEL_GAP: i32 = 40;
-const TITLE_H: i32 = 44;
-const PANEL_TITLE_H: i32 = 30;
-const BAR_W: i32 = 22;
-const LABEL_PX: f64 = 14.0;
+const MARGIN: i32 = 16;
+const PANEL_GAP: i32 = 28;
+const TITLE_H: i32 = 30;
+const PANEL_TITLE_H: i32 = 24;
+const BAR_W: i32 = 14;
+const LABEL_PX: f64 = 12.0;
+const DESC_PX: f64 = 12.0;
+const NOTE_PX: f64 = 11.0;
+/// Side of the largest matrix: three 6×6 stages fit a 7.5-inch-wide figure.
+const GRID_PX: i32 = 186;
+const NOTE: &str = "layer i: the i-th convolution of the stage that draws on its template bank, in depth order";
 
-fn text_size(text: &str, px: f64) -> (i32, i32) {
-    let (w, h) = FontDesc::new(FontFamily::Name(FONT), px, FontStyle::Normal).box_size(text).unwrap_or((0, 0));
-    (w as i32, h as i32)
+/// The paper's layer index of each row: 1..L in depth order within the sharing group (S_ij,
+/// spec/swrn.md §6), not the block.conv names of [`LsmGroup::labels`].
+fn layer_indices(g: &LsmGroup) -> Vec<String> {
+    (1..=g.labels.len()).map(|i| i.to_string()).collect()
 }
 
 fn layout(groups: &[LsmGroup]) -> Layout {
     let n = groups.iter().map(|g| g.labels.len()).max().unwrap_or(1).max(1) as i32;
-    let cell = (480 / n).clamp(18, 64);
-    let (label_w, label_h) = groups
+    let cell = (GRID_PX / n).clamp(12, 40);
+    let (index_w, label_h) = groups
         .iter()
-        .flat_map(|g| &g.labels)
-        .map(|l| text_size(l, LABEL_PX))
+        .flat_map(layer_indices)
+        .map(|l| text_size(&l, LABEL_PX))
         .fold((0, 0), |(w, h), (a, b)| (w.max(a), h.max(b)));
-    let x_label_every = ((label_w + 8) as f64 / cell as f64).ceil().max(1.0) as usize;
-    let panel_w = label_w + 10 + n * cell;
+    let desc_h = text_size("layer i", DESC_PX).1;
+    let label_w = desc_h + 8 + index_w;
+    let x_label_every = ((index_w + 6) as f64 / cell as f64).ceil().max(1.0) as usize;
+    let panel_w = label_w + 6 + n * cell;
     let grid_top = MARGIN + TITLE_H + PANEL_TITLE_H;
     let groups_w = groups.len() as i32 * panel_w + (groups.len() as i32 - 1) * PANEL_GAP;
     let bar_label_w = text_size("0.00", LABEL_PX).0;
-    let width = 2 * MARGIN + groups_w + PANEL_GAP + BAR_W + 8 + bar_label_w;
-    let height = grid_top + n * cell + 8 + label_h + 10 + label_h + MARGIN;
+    let note_w = text_size(NOTE, NOTE_PX).0;
+    let width = (2 * MARGIN + groups_w + PANEL_GAP + BAR_W + 6 + bar_label_w).max(2 * MARGIN + note_w);
+    let height = grid_top + n * cell + 6 + label_h + 8 + desc_h + 12 + label_h + MARGIN;
     Layout {
         cell,
         label_w,
         label_h,
         x_label_every,
-        annotate: cell >= 40,
+        annotate: cell >= 28,
         panel_w,
         grid_top,
         width: width as u32,
@@ -141,9 +151,10 @@ fn layout(groups: &[LsmGroup]) -> Layout {
     }
 }
 
-/// Draws the matrices as heat-maps side by side (row i, column j = S_ij, layer labels on both axes,
-/// the value printed in each cell when there is room) with one colour bar for [0, 1], as a PNG.
-pub fn write_lsm_png(groups: &[LsmGroup], path: &Path) -> Result<()> {
+/// Draws the matrices as heat-maps side by side — row i, column j = S_ij, the rows and columns
+/// numbered 1..L as in the paper, the value printed in each cell when there is room — with one
+/// colour bar for [0, 1], into `path` (PNG, SVG or PDF by its extension; PNG at `dpi`).
+pub fn write_lsm_figure(groups: &[LsmGroup], path: &Path, dpi: f64) -> Result<()> {
     if groups.iter().all(|g| g.labels.is_empty()) {
         return Err(input_err!("no shared layers: the layer similarity matrix needs at least one soft-shared layer."));
     }
@@ -153,59 +164,55 @@ pub fn write_lsm_png(groups: &[LsmGroup], path: &Path) -> Result<()> {
         }
     }
     register_font()?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).at(dir)?;
-    }
     let lay = layout(groups);
-    draw(groups, &lay, path).map_err(draw_err(path))
+    draw_figure(path, (lay.width, lay.height), dpi, |root| draw(groups, &lay, root))
 }
 
-fn draw(groups: &[LsmGroup], lay: &Layout, path: &Path) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (lay.width, lay.height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let font = |px: f64| FontDesc::new(FontFamily::Name(FONT), px, FontStyle::Normal);
-    let centred = |px: f64| font(px).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
-    let top_centre = |px: f64| font(px).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
-    let right_centre = font(LABEL_PX).color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
-    let left_centre = font(LABEL_PX).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
-
+fn draw(groups: &[LsmGroup], lay: &Layout, root: &DrawingArea<SVGBackend, Shift>) -> DrawResult {
+    let at = |px: f64, h: HPos, v: VPos| font(px).color(&BLACK).pos(Pos::new(h, v));
     root.draw(&Text::new(
-        "Layer similarity matrix  |cos(α_i, α_j)|",
+        "Layer similarity matrix  |cos(αᵢ, αⱼ)|",
         (lay.width as i32 / 2, MARGIN + TITLE_H / 2),
-        centred(20.0),
+        at(15.0, HPos::Center, VPos::Center),
     ))?;
     let c = lay.cell;
     for (g_idx, g) in groups.iter().enumerate() {
         let n = g.labels.len() as i32;
         let x0 = MARGIN + g_idx as i32 * (lay.panel_w + PANEL_GAP);
-        let gx = x0 + lay.label_w + 10;
+        let gx = x0 + lay.label_w + 6;
         let gy = lay.grid_top;
         root.draw(&Text::new(
-            format!("{} ({} layers)", g.name.replace('_', " "), n),
+            format!("{} ({n} shared layers)", g.name.replace('_', " ")),
             (gx + n * c / 2, gy - PANEL_TITLE_H / 2),
-            centred(16.0),
+            at(13.0, HPos::Center, VPos::Center),
         ))?;
         for (i, row) in g.matrix.iter().enumerate() {
             for (j, &s) in row.iter().enumerate() {
                 let (cx, cy) = (gx + j as i32 * c, gy + i as i32 * c);
-                let colour = viridis(s);
-                root.draw(&Rectangle::new([(cx, cy), (cx + c, cy + c)], colour.filled()))?;
+                // Each cell reaches 1 px under its right and lower neighbours (drawn later), so that no
+                // anti-aliased seam shows between cells at any scale.
+                let (ex, ey) = (i32::from(j + 1 < row.len()), i32::from(i + 1 < g.matrix.len()));
+                root.draw(&Rectangle::new([(cx, cy), (cx + c + ex, cy + c + ey)], viridis(s).filled()))?;
                 if lay.annotate {
                     let ink = if s < 0.6 { &WHITE } else { &BLACK };
-                    let style = font(12.0).color(ink).pos(Pos::new(HPos::Center, VPos::Center));
+                    let style = font(10.0).color(ink).pos(Pos::new(HPos::Center, VPos::Center));
                     root.draw(&Text::new(format!("{s:.2}"), (cx + c / 2, cy + c / 2), style))?;
                 }
             }
         }
         root.draw(&Rectangle::new([(gx, gy), (gx + n * c, gy + n * c)], BLACK.stroke_width(1)))?;
-        for (i, label) in g.labels.iter().enumerate() {
+        for (i, label) in layer_indices(g).iter().enumerate() {
             let mid = i as i32 * c + c / 2;
-            root.draw(&Text::new(label.as_str(), (gx - 6, gy + mid), right_centre.clone()))?;
+            root.draw(&Text::new(label.as_str(), (gx - 5, gy + mid), at(LABEL_PX, HPos::Right, VPos::Center)))?;
             if i % lay.x_label_every == 0 {
-                root.draw(&Text::new(label.as_str(), (gx + mid, gy + n * c + 6), top_centre(LABEL_PX)))?;
+                let pos = (gx + mid, gy + n * c + 6);
+                root.draw(&Text::new(label.as_str(), pos, at(LABEL_PX, HPos::Center, VPos::Top)))?;
             }
         }
-        root.draw(&Text::new("layer (block.conv)", (gx + n * c / 2, gy + n * c + 14 + lay.label_h), top_centre(13.0)))?;
+        let below = gy + n * c + 6 + lay.label_h + 8;
+        root.draw(&Text::new("layer j", (gx + n * c / 2, below), at(DESC_PX, HPos::Center, VPos::Top)))?;
+        let rotated = at(DESC_PX, HPos::Center, VPos::Top).transform(FontTransform::Rotate270);
+        root.draw(&Text::new("layer i", (x0, gy + n * c / 2), rotated))?;
     }
 
     // Colour bar for [0, 1], 1 at the top.
@@ -215,14 +222,17 @@ fn draw(groups: &[LsmGroup], lay: &Layout, path: &Path) -> std::result::Result<(
     let by = lay.grid_top;
     for y in 0..bar_h {
         let v = 1.0 - y as f64 / (bar_h - 1).max(1) as f64;
-        root.draw(&Rectangle::new([(bx, by + y), (bx + BAR_W, by + y + 1)], viridis(v).filled()))?;
+        let bottom = (by + y + 2).min(by + bar_h); // overlapping the next step, as the cells do
+        root.draw(&Rectangle::new([(bx, by + y), (bx + BAR_W, bottom)], viridis(v).filled()))?;
     }
     root.draw(&Rectangle::new([(bx, by), (bx + BAR_W, by + bar_h)], BLACK.stroke_width(1)))?;
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let y = by + ((1.0 - tick) * (bar_h - 1) as f64).round() as i32;
         root.draw(&PathElement::new([(bx + BAR_W, y), (bx + BAR_W + 4, y)], BLACK))?;
-        root.draw(&Text::new(format!("{tick:.2}"), (bx + BAR_W + 7, y), left_centre.clone()))?;
+        root.draw(&Text::new(format!("{tick:.2}"), (bx + BAR_W + 6, y), at(LABEL_PX, HPos::Left, VPos::Center)))?;
     }
+    let note_y = lay.height as i32 - MARGIN - lay.label_h / 2;
+    root.draw(&Text::new(NOTE, (MARGIN, note_y), at(NOTE_PX, HPos::Left, VPos::Center).color(&RGBColor(80, 80, 80))))?;
     root.present()?;
     Ok(())
 }
@@ -231,6 +241,8 @@ fn draw(groups: &[LsmGroup], lay: &Layout, path: &Path) -> std::result::Result<(
 mod tests {
     use super::*;
     use crate::models::{Model, ModelConfig};
+    use crate::visualize::tests::assert_figure;
+    use crate::visualize::LAYOUT_DPI;
 
     #[test]
     fn lsm_is_the_absolute_cosine() {
@@ -259,7 +271,7 @@ mod tests {
         let groups = swrn_lsm(&m.named_parameters());
         let dir = tempfile::tempdir().unwrap();
         let png = dir.path().join("lsm.png");
-        write_lsm_png(&groups, &png).unwrap();
+        write_lsm_figure(&groups, &png, LAYOUT_DPI).unwrap();
         assert_eq!(groups.len(), 3);
         assert_eq!(groups[2].name, "stage_3");
         assert_eq!(groups[0].labels, ["1.conv1", "1.conv2", "2.conv1", "2.conv2", "3.conv1", "3.conv2"]);
@@ -289,7 +301,14 @@ mod tests {
         assert_eq!(lines[0], "group,row,col,similarity");
         assert_eq!(lines.len(), 1 + 3 * 36);
         assert_eq!(lines[1], "stage_1,1.conv1,1.conv1,1.000000");
-        let e = write_lsm_png(&[], &png).unwrap_err();
+        let e = write_lsm_figure(&[], &png, LAYOUT_DPI).unwrap_err();
         assert!(e.to_string().contains("no shared layers"), "{e}");
+        for ext in ["svg", "pdf", "png"] {
+            let out = dir.path().join(format!("lsm300.{ext}"));
+            write_lsm_figure(&groups, &out, 300.0).unwrap();
+            let scaled = |v: u32| (v as f64 * 300.0 / LAYOUT_DPI).round() as u32;
+            assert_figure(&out, (lay.width, lay.height), (scaled(lay.width), scaled(lay.height)));
+        }
+        assert_eq!(layer_indices(&groups[0]), ["1", "2", "3", "4", "5", "6"]);
     }
 }

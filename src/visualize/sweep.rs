@@ -9,7 +9,7 @@
 //! authors' plot.ly explorer (§7): a scatter — rotatable in 3-D, by default over (ξ, ω, α) coloured by
 //! accuracy — whose points show their variant (settings, accuracies, width profile) on hover. The
 //! columns are the original's (§5.1), so the original's own CSV files can be shown too.
-use super::{draw_err, draw_legend, register_font, viridis};
+use super::{draw_figure, draw_legend, font, series_color, viridis, DrawResult};
 use crate::error::{to_json, IoContext, Result};
 use crate::input_err;
 use crate::models::vgg_features::base_widths;
@@ -24,8 +24,6 @@ pub struct SweepTable {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
 }
-
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// One VGG variant's numbers, for the pictures.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +142,7 @@ fn accuracy_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// A vertical colour bar for `colour` over [0, 1], labelled `lo`..`hi`, at the right of `area`.
 fn colour_bar(
-    area: &DrawingArea<BitMapBackend, Shift>,
+    area: &DrawingArea<SVGBackend, Shift>,
     title: &str,
     lo: f64,
     hi: f64,
@@ -152,13 +150,13 @@ fn colour_bar(
 ) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
     let (x, top, bottom) = (w as i32 - 70, 70, h as i32 - 60);
-    area.draw(&Text::new(title.to_string(), (x - 10, top - 30), ("sans-serif", 18)))?;
+    area.draw(&Text::new(title.to_string(), (x - 10, top - 30), font(18.0)))?;
     for y in top..bottom {
         let v = 1.0 - (y - top) as f64 / (bottom - top) as f64;
         area.draw(&Rectangle::new([(x, y), (x + 18, y + 1)], colour(v).filled()))?;
     }
-    area.draw(&Text::new(format!("{hi:.1}"), (x + 22, top - 6), ("sans-serif", 14)))?;
-    area.draw(&Text::new(format!("{lo:.1}"), (x + 22, bottom - 8), ("sans-serif", 14)))?;
+    area.draw(&Text::new(format!("{hi:.1}"), (x + 22, top - 6), font(14.0)))?;
+    area.draw(&Text::new(format!("{lo:.1}"), (x + 22, bottom - 8), font(14.0)))?;
     Ok(())
 }
 
@@ -187,102 +185,104 @@ fn variant_accuracy_range(variants: &[VariantRow], metric: Metric) -> (f64, f64)
     accuracy_range(variants.iter().filter(|v| only_aborted || !v.aborted).filter_map(|v| metric.of(v)))
 }
 
-fn accuracy_vs_xi(variants: &[VariantRow], metric: Metric, out: &Path) -> DrawResult {
+fn accuracy_vs_xi(variants: &[VariantRow], metric: Metric, out: &Path, dpi: f64) -> Result<()> {
     let mut omegas: Vec<f64> = variants.iter().map(|v| v.omega).collect();
     omegas.sort_by(f64::total_cmp);
     omegas.dedup();
     let cols = omegas.len().clamp(1, 4);
     let rows = omegas.len().div_ceil(cols).max(1);
     let (panel_w, panel_h) = (420u32, 360u32);
-    let root = BitMapBackend::new(out, (panel_w * cols as u32 + 110, panel_h * rows as u32 + 70)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (title, body) = root.split_vertically(70);
-    let what = match metric {
-        Metric::Test => "Best test top-1",
-        Metric::Train => "Train top-1 at the best test epoch",
-    };
-    title.draw(&Text::new(
-        format!("{what} against ξ (location), one panel per ω (scale), colour α (shape); ×: aborted"),
-        (20, 24),
-        ("sans-serif", 20),
-    ))?;
-    let (panels, bar) = body.split_horizontally(panel_w * cols as u32);
-    let alpha_max = variants.iter().map(|v| v.alpha.abs()).fold(1e-9, f64::max);
-    colour_bar(&bar, "α", -alpha_max, alpha_max, &|v| diverging(2.0 * v - 1.0))?;
-    let xi_max = variants.iter().map(|v| v.xi).fold(1.0, f64::max);
-    let (lo, hi) = variant_accuracy_range(variants, metric);
-    for (panel, omega) in panels.split_evenly((rows, cols)).iter().zip(&omegas) {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("ω = {omega}"), ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(-0.5..xi_max + 0.5, lo..hi)?;
+    draw_figure(out, (panel_w * cols as u32 + 110, panel_h * rows as u32 + 70), dpi, |root| {
+        root.fill(&WHITE)?;
+        let (title, body) = root.split_vertically(70);
+        let what = match metric {
+            Metric::Test => "Best test top-1",
+            Metric::Train => "Train top-1 at the best test epoch",
+        };
+        title.draw(&Text::new(
+            format!("{what} against ξ (location), one panel per ω (scale), colour α (shape); ×: aborted"),
+            (20, 24),
+            font(20.0),
+        ))?;
+        let (panels, bar) = body.split_horizontally(panel_w * cols as u32);
+        let alpha_max = variants.iter().map(|v| v.alpha.abs()).fold(1e-9, f64::max);
+        colour_bar(&bar, "α", -alpha_max, alpha_max, &|v| diverging(2.0 * v - 1.0))?;
+        let xi_max = variants.iter().map(|v| v.xi).fold(1.0, f64::max);
+        let (lo, hi) = variant_accuracy_range(variants, metric);
+        for (panel, omega) in panels.split_evenly((rows, cols)).iter().zip(&omegas) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("ω = {omega}"), font(18.0))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(48)
+                .build_cartesian_2d(-0.5..xi_max + 0.5, lo..hi)?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.1}"))
+                .x_desc("ξ")
+                .y_desc("top-1 %")
+                .label_style(font(13.0))
+                .draw()?;
+            let here: Vec<(&VariantRow, f64)> =
+                variants.iter().filter(|v| v.omega == *omega).filter_map(|v| Some((v, metric.of(v)?))).collect();
+            chart.draw_series(here.iter().filter(|(v, _)| !v.aborted).map(|(v, acc)| {
+                EmptyElement::at((v.xi, *acc))
+                    + Circle::new((0, 0), 5, diverging(v.alpha / alpha_max).filled())
+                    + Circle::new((0, 0), 5, BLACK.mix(0.6))
+            }))?;
+            chart.draw_series(
+                here.iter()
+                    .filter(|(v, _)| v.aborted)
+                    .map(|(v, acc)| Cross::new((v.xi, acc.max(lo)), 6, BLACK.stroke_width(2))),
+            )?;
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
+fn accuracy_vs_parameters(variants: &[VariantRow], out: &Path, dpi: f64) -> Result<()> {
+    draw_figure(out, (1000, 640), dpi, |root| {
+        root.fill(&WHITE)?;
+        let (plot, bar) = root.split_horizontally(900);
+        let xi_max = variants.iter().map(|v| v.xi).fold(1e-9, f64::max);
+        colour_bar(&bar, "ξ", 0.0, xi_max, &viridis)?;
+        let (plo, phi) = range(variants.iter().map(|v| v.parameters / 1e6));
+        let pad = (phi - plo) * 0.05 + 0.1;
+        let (lo, hi) = variant_accuracy_range(variants, Metric::Test);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption("Best test top-1 against the parameter count, colour ξ; ×: aborted", font(22.0))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(plo - pad..phi + pad, lo..hi)?;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .x_desc("ξ")
+            .x_desc("parameters (millions, the original's count)")
             .y_desc("top-1 %")
-            .label_style(("sans-serif", 13))
+            .label_style(font(14.0))
             .draw()?;
-        let here: Vec<(&VariantRow, f64)> =
-            variants.iter().filter(|v| v.omega == *omega).filter_map(|v| Some((v, metric.of(v)?))).collect();
-        chart.draw_series(here.iter().filter(|(v, _)| !v.aborted).map(|(v, acc)| {
-            EmptyElement::at((v.xi, *acc))
-                + Circle::new((0, 0), 5, diverging(v.alpha / alpha_max).filled())
-                + Circle::new((0, 0), 5, BLACK.mix(0.6))
+        chart.draw_series(variants.iter().filter(|v| !v.aborted).map(|v| {
+            EmptyElement::at((v.parameters / 1e6, v.best_val))
+                + Circle::new((0, 0), 5, viridis(v.xi / xi_max).filled())
+                + Circle::new((0, 0), 5, BLACK.mix(0.5))
         }))?;
         chart.draw_series(
-            here.iter()
-                .filter(|(v, _)| v.aborted)
-                .map(|(v, acc)| Cross::new((v.xi, acc.max(lo)), 6, BLACK.stroke_width(2))),
+            variants
+                .iter()
+                .filter(|v| v.aborted)
+                .map(|v| Cross::new((v.parameters / 1e6, v.best_val), 6, BLACK.stroke_width(2))),
         )?;
-    }
-    root.present()?;
-    Ok(())
+        root.present()?;
+        Ok(())
+    })
 }
 
-fn accuracy_vs_parameters(variants: &[VariantRow], out: &Path) -> DrawResult {
-    let root = BitMapBackend::new(out, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (plot, bar) = root.split_horizontally(900);
-    let xi_max = variants.iter().map(|v| v.xi).fold(1e-9, f64::max);
-    colour_bar(&bar, "ξ", 0.0, xi_max, &viridis)?;
-    let (plo, phi) = range(variants.iter().map(|v| v.parameters / 1e6));
-    let pad = (phi - plo) * 0.05 + 0.1;
-    let (lo, hi) = variant_accuracy_range(variants, Metric::Test);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption("Best test top-1 against the parameter count, colour ξ; ×: aborted", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
-        .build_cartesian_2d(plo - pad..phi + pad, lo..hi)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE)
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .x_desc("parameters (millions, the original's count)")
-        .y_desc("top-1 %")
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    chart.draw_series(variants.iter().filter(|v| !v.aborted).map(|v| {
-        EmptyElement::at((v.parameters / 1e6, v.best_val))
-            + Circle::new((0, 0), 5, viridis(v.xi / xi_max).filled())
-            + Circle::new((0, 0), 5, BLACK.mix(0.5))
-    }))?;
-    chart.draw_series(
-        variants
-            .iter()
-            .filter(|v| v.aborted)
-            .map(|v| Cross::new((v.parameters / 1e6, v.best_val), 6, BLACK.stroke_width(2))),
-    )?;
-    root.present()?;
-    Ok(())
-}
-
-fn width_profiles(variants: &[VariantRow], out: &Path) -> DrawResult {
+fn width_profiles(variants: &[VariantRow], out: &Path, dpi: f64) -> Result<()> {
     let mut ranked: Vec<&VariantRow> = variants.iter().filter(|v| !v.widths.is_empty()).collect();
     ranked.sort_by(|a, b| b.best_val.total_cmp(&a.best_val));
     let n = ranked.iter().map(|v| v.widths.len()).max().unwrap_or(0);
@@ -299,117 +299,121 @@ fn width_profiles(variants: &[VariantRow], out: &Path) -> DrawResult {
         .flat_map(|(v, _, _)| v.widths.iter().copied())
         .chain(reference.iter().copied())
         .fold(1.0, f64::max);
-    let root = BitMapBackend::new(out, (1200, 640)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Features per layer: the best and worst variants against VGG-D", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(70)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.3..(n as f64 - 0.7).max(0.7), 0.0..w_max * 1.08)?;
-    chart
-        .configure_mesh()
-        .x_labels(n.max(2))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .light_line_style(WHITE)
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .y_desc("features (channels / units)")
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    let line = |widths: &[f64]| widths.iter().enumerate().map(|(i, w)| (i as f64, *w)).collect::<Vec<_>>();
-    chart
-        .draw_series(LineSeries::new(line(&reference), BLACK.stroke_width(3)))?
-        .label("VGG-D")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-    let greens = [RGBColor(0, 110, 40), RGBColor(60, 160, 80), RGBColor(130, 200, 140)];
-    let reds = [RGBColor(180, 20, 30), RGBColor(220, 90, 80), RGBColor(240, 150, 140)];
-    for (v, rank, best) in picked {
-        let colour = if best { greens[rank] } else { reds[rank] };
-        let width = if rank == 0 { 3 } else { 2 };
-        chart
-            .draw_series(LineSeries::new(line(&v.widths), colour.stroke_width(width)))?
-            .label(format!(
-                "{} #{}: ξ={} ω={} α={}  {:.2}%",
-                if best { "best" } else { "worst" },
-                v.id,
-                v.xi,
-                v.omega,
-                v.alpha,
-                v.best_val
-            ))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width)));
-    }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
-    root.present()?;
-    Ok(())
-}
-
-fn accuracy_by_setting(table: &SweepTable, out: &Path) -> DrawResult {
-    let keys = table.label_columns();
-    let rows: Vec<&Vec<String>> = table.rows.iter().filter(|r| table.number(r, "BestVal").is_some()).collect();
-    let (lo, hi) = accuracy_range(rows.iter().map(|r| table.number(r, "BestVal").unwrap_or(0.0)));
-    let panel_w = 460u32;
-    let root = BitMapBackend::new(out, (panel_w * keys.len().max(1) as u32, 460)).into_drawing_area();
-    root.fill(&WHITE)?;
-    for (panel, key) in root.split_evenly((1, keys.len().max(1))).iter().zip(&keys) {
-        let mut values: Vec<&str> = rows.iter().map(|r| table.text(r, key)).collect();
-        values.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-            (Ok(x), Ok(y)) => x.total_cmp(&y),
-            _ => a.cmp(b),
-        });
-        values.dedup();
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("best top-1 by {key}"), ("sans-serif", 18))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(-0.5..values.len() as f64 - 0.5, lo..hi)?;
+    draw_figure(out, (1200, 640), dpi, |root| {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Features per layer: the best and worst variants against VGG-D", font(22.0))
+            .margin(16)
+            .x_label_area_size(70)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.3..(n as f64 - 0.7).max(0.7), 0.0..w_max * 1.08)?;
         chart
             .configure_mesh()
-            .x_labels(values.len().max(2))
+            .x_labels(n.max(2))
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    values.get(i as usize).map(|s| s.to_string()).unwrap_or_default()
+                    names.get(i as usize).cloned().unwrap_or_default()
                 } else {
                     String::new()
                 }
             })
             .light_line_style(WHITE)
-            .x_desc(key.as_str())
-            .y_desc("top-1 %")
-            .label_style(("sans-serif", 13))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_desc("features (channels / units)")
+            .label_style(font(14.0))
             .draw()?;
-        chart.draw_series(rows.iter().filter_map(|r| {
-            let x = values.iter().position(|v| *v == table.text(r, key))? as f64;
-            Some(Circle::new((x, table.number(r, "BestVal")?), 5, Palette99::pick(0).mix(0.8).filled()))
-        }))?;
-        let means = values.iter().enumerate().filter_map(|(i, v)| {
-            let acc: Vec<f64> =
-                rows.iter().filter(|r| table.text(r, key) == *v).filter_map(|r| table.number(r, "BestVal")).collect();
-            (!acc.is_empty()).then(|| (i as f64, acc.iter().sum::<f64>() / acc.len() as f64))
-        });
-        chart.draw_series(LineSeries::new(means, BLACK.stroke_width(2)))?;
-    }
-    root.present()?;
-    Ok(())
+        let line = |widths: &[f64]| widths.iter().enumerate().map(|(i, w)| (i as f64, *w)).collect::<Vec<_>>();
+        chart
+            .draw_series(LineSeries::new(line(&reference), BLACK.stroke_width(3)))?
+            .label("VGG-D")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+        let greens = [RGBColor(0, 110, 40), RGBColor(60, 160, 80), RGBColor(130, 200, 140)];
+        let reds = [RGBColor(180, 20, 30), RGBColor(220, 90, 80), RGBColor(240, 150, 140)];
+        for (v, rank, best) in picked {
+            let colour = if best { greens[rank] } else { reds[rank] };
+            let width = if rank == 0 { 3 } else { 2 };
+            chart
+                .draw_series(LineSeries::new(line(&v.widths), colour.stroke_width(width)))?
+                .label(format!(
+                    "{} #{}: ξ={} ω={} α={}  {:.2}%",
+                    if best { "best" } else { "worst" },
+                    v.id,
+                    v.xi,
+                    v.omega,
+                    v.alpha,
+                    v.best_val
+                ))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width)));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+fn accuracy_by_setting(table: &SweepTable, out: &Path, dpi: f64) -> Result<()> {
+    let keys = table.label_columns();
+    let rows: Vec<&Vec<String>> = table.rows.iter().filter(|r| table.number(r, "BestVal").is_some()).collect();
+    let (lo, hi) = accuracy_range(rows.iter().map(|r| table.number(r, "BestVal").unwrap_or(0.0)));
+    let panel_w = 460u32;
+    draw_figure(out, (panel_w * keys.len().max(1) as u32, 460), dpi, |root| {
+        root.fill(&WHITE)?;
+        for (panel, key) in root.split_evenly((1, keys.len().max(1))).iter().zip(&keys) {
+            let mut values: Vec<&str> = rows.iter().map(|r| table.text(r, key)).collect();
+            values.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => a.cmp(b),
+            });
+            values.dedup();
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("best top-1 by {key}"), font(18.0))
+                .margin(14)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(-0.5..values.len() as f64 - 0.5, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_labels(values.len().max(2))
+                .x_label_formatter(&|x| {
+                    let i = x.round();
+                    if (x - i).abs() < 1e-6 && i >= 0.0 {
+                        values.get(i as usize).map(|s| s.to_string()).unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .light_line_style(WHITE)
+                .x_desc(key.as_str())
+                .y_desc("top-1 %")
+                .label_style(font(13.0))
+                .draw()?;
+            chart.draw_series(rows.iter().filter_map(|r| {
+                let x = values.iter().position(|v| *v == table.text(r, key))? as f64;
+                Some(Circle::new((x, table.number(r, "BestVal")?), 5, series_color(0).mix(0.8).filled()))
+            }))?;
+            let means = values.iter().enumerate().filter_map(|(i, v)| {
+                let acc: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| table.text(r, key) == *v)
+                    .filter_map(|r| table.number(r, "BestVal"))
+                    .collect();
+                (!acc.is_empty()).then(|| (i as f64, acc.iter().sum::<f64>() / acc.len() as f64))
+            });
+            chart.draw_series(LineSeries::new(means, BLACK.stroke_width(2)))?;
+        }
+        root.present()?;
+        Ok(())
+    })
 }
 
 /// Writes the pictures and `explorer.html` of `table` into `out_dir`; returns the files written.
-pub fn write_sweep_pictures(table: &SweepTable, title: &str, out_dir: &Path) -> Result<Vec<PathBuf>> {
-    register_font()?;
+pub fn write_sweep_pictures(table: &SweepTable, title: &str, out_dir: &Path, dpi: f64) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out_dir).at(out_dir)?;
     let mut written = Vec::new();
-    let mut draw = |name: &str, f: &dyn Fn(&Path) -> DrawResult| -> Result<()> {
+    let mut draw = |name: &str, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
         let path = out_dir.join(name);
-        f(&path).map_err(draw_err(&path))?;
+        f(&path)?;
         written.push(path);
         Ok(())
     };
@@ -418,12 +422,12 @@ pub fn write_sweep_pictures(table: &SweepTable, title: &str, out_dir: &Path) -> 
         if variants.is_empty() {
             return Err(input_err!("{title}: no variant has a BestVal yet; nothing to draw."));
         }
-        draw("accuracy_vs_xi.png", &|p| accuracy_vs_xi(&variants, Metric::Test, p))?;
-        draw("train_accuracy_vs_xi.png", &|p| accuracy_vs_xi(&variants, Metric::Train, p))?;
-        draw("accuracy_vs_parameters.png", &|p| accuracy_vs_parameters(&variants, p))?;
-        draw("width_profiles.png", &|p| width_profiles(&variants, p))?;
+        draw("accuracy_vs_xi.png", &|p| accuracy_vs_xi(&variants, Metric::Test, p, dpi))?;
+        draw("train_accuracy_vs_xi.png", &|p| accuracy_vs_xi(&variants, Metric::Train, p, dpi))?;
+        draw("accuracy_vs_parameters.png", &|p| accuracy_vs_parameters(&variants, p, dpi))?;
+        draw("width_profiles.png", &|p| width_profiles(&variants, p, dpi))?;
     } else {
-        draw("accuracy_by_setting.png", &|p| accuracy_by_setting(table, p))?;
+        draw("accuracy_by_setting.png", &|p| accuracy_by_setting(table, p, dpi))?;
     }
     let html = out_dir.join("explorer.html");
     std::fs::write(&html, explorer_html(table, title)?).at(&html)?;
@@ -659,7 +663,7 @@ mod tests {
     #[test]
     fn vgg_results_give_the_three_figures_and_the_explorer() {
         let d = tempfile::tempdir().unwrap();
-        let files = write_sweep_pictures(&vgg_table(), "test </script> sweep", d.path()).unwrap();
+        let files = write_sweep_pictures(&vgg_table(), "test </script> sweep", d.path(), 96.0).unwrap();
         let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().to_string()).collect();
         assert_eq!(
             names,

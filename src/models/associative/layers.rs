@@ -173,7 +173,10 @@ pub struct GeneratedConv2d {
     pub generator: SliceGenerator,
     pub in_channels: i64,
     pub out_channels: i64,
-    geometry: Conv2d,
+    /// Stride, padding and grid of the convolution.
+    pub spec: ConvSpec,
+    /// The trace name: the codes' variable name.
+    name: String,
 }
 
 impl GeneratedConv2d {
@@ -207,9 +210,8 @@ impl GeneratedConv2d {
         }
         let rows = slice.num_slices(in_channels, out_channels);
         let codes = p.f_var(code_name, &[rows, generator.code_size], code_init)?;
-        let geometry =
-            Conv2d { weight: Tensor::new(), bias: None, spec, name: format!("{}.{code_name}", path_name(p)) };
-        Ok(GeneratedConv2d { codes, generator: generator.clone(), in_channels, out_channels, geometry })
+        let name = format!("{}.{code_name}", path_name(p));
+        Ok(GeneratedConv2d { codes, generator: generator.clone(), in_channels, out_channels, spec, name })
     }
 
     /// The current kernel, [C_out, C_in, k, k].
@@ -220,7 +222,7 @@ impl GeneratedConv2d {
 
 impl Module for GeneratedConv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.geometry.apply_kernel(xs, &self.kernel())
+        self.spec.grid.conv2d(&self.name, xs, &self.kernel(), None, &self.spec)
     }
 }
 

@@ -51,7 +51,7 @@ impl Geometry {
                 if depth < 10 || (depth - 4) % 6 != 0 {
                     return Err(input_err!(
                         "--depth {depth}: the CIFAR DiracNet (every dataset but imagefolder, or --dirac-net cifar) has depth 6n+4 with n >= 1: \
-                         10, 16, 22, 28, 34, 40, ... (diracnet.md §3.2). DiracNet-18 is the ImageNet network (--dataset imagefolder)."
+                         10, 16, 22, 28, 34, 40, ... (diracnet.md §3.2); the ImageNet DiracNet-18/34 needs --dataset imagefolder."
                     ));
                 }
                 let n = (depth - 4) / 6;

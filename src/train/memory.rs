@@ -1,0 +1,114 @@
+//! How much memory a CPU run may still take, and a ceiling that turns running out of it into an
+//! error. Linux lets allocations succeed far beyond physical memory and has the OOM killer end the
+//! process once the pages are touched, which leaves no message (and may end other processes). With
+//! the address space capped (`RLIMIT_AS`) at its size now plus the memory that is free, libtorch's
+//! allocator fails instead, and [`catch_torch`](crate::error::catch_torch) reports it in one
+//! paragraph: what was being allocated, how big, what to lower. CUDA allocations are not affected
+//! (CUDA reports its own out-of-memory errors); install the ceiling for CPU runs only.
+
+/// Reserved but unused address space the ceiling leaves room for, per core: a thread stack and a
+/// malloc arena for each of libtorch's intra-op threads.
+const SLACK_PER_CORE: u64 = 128 << 20;
+/// Reserved address space the ceiling leaves room for in any case (loader and signal threads,
+/// libraries mapped later).
+const SLACK: u64 = 1 << 30;
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// A `/proc/meminfo` value in bytes.
+fn meminfo(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// What the process's memory cgroup still allows (v2, else v1), if it has a limit.
+fn cgroup_room() -> Option<u64> {
+    let own = read("/proc/self/cgroup")
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string)))
+        .unwrap_or_default();
+    let v2 = [format!("/sys/fs/cgroup{own}"), "/sys/fs/cgroup".to_string()].into_iter().find_map(|d| {
+        let max: u64 = read(&format!("{d}/memory.max"))?.trim().parse().ok()?;
+        let current: u64 = read(&format!("{d}/memory.current"))?.trim().parse().ok()?;
+        Some(max.saturating_sub(current))
+    });
+    v2.or_else(|| {
+        let limit: u64 = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?.trim().parse().ok()?;
+        let usage: u64 = read("/sys/fs/cgroup/memory/memory.usage_in_bytes")?.trim().parse().ok()?;
+        (limit < 1 << 60).then(|| limit.saturating_sub(usage))
+    })
+}
+
+/// Bytes of address space the process maps now.
+fn mapped_bytes() -> Option<u64> {
+    let pages: u64 = read("/proc/self/statm")?.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
+}
+
+fn address_space_limit() -> libc::rlimit {
+    let mut lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: getrlimit writes into the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    lim
+}
+
+/// Memory this process may still allocate: free memory and swap, within its cgroup's limit and its
+/// address-space limit. `None` where the system does not say (not Linux).
+pub fn available_bytes() -> Option<u64> {
+    let info = read("/proc/meminfo")?;
+    let mut free = meminfo(&info, "MemAvailable:")? + meminfo(&info, "SwapFree:").unwrap_or(0);
+    if let Some(room) = cgroup_room() {
+        free = free.min(room);
+    }
+    let lim = address_space_limit();
+    if lim.rlim_cur != libc::RLIM_INFINITY {
+        free = free.min(lim.rlim_cur.saturating_sub(mapped_bytes()?));
+    }
+    Some(free)
+}
+
+/// While alive, the address space is capped as the module says; dropping it restores the limit.
+#[derive(Debug)]
+pub struct MemoryCeiling {
+    previous: libc::rlimit,
+}
+
+impl MemoryCeiling {
+    /// Caps the address space at what it maps now plus the available memory (plus room for thread
+    /// stacks and arenas); never raises a limit already in force. `None` where the sizes are unknown.
+    pub fn install() -> Option<MemoryCeiling> {
+        let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+        let ceiling = mapped_bytes()? + available_bytes()? + SLACK + SLACK_PER_CORE * cores;
+        let previous = address_space_limit();
+        if previous.rlim_cur != libc::RLIM_INFINITY && previous.rlim_cur <= ceiling {
+            return None;
+        }
+        let capped = libc::rlimit { rlim_cur: ceiling as libc::rlim_t, rlim_max: previous.rlim_max };
+        // SAFETY: setrlimit reads the struct we pass; lowering a soft limit needs no privilege.
+        (unsafe { libc::setrlimit(libc::RLIMIT_AS, &capped) } == 0).then_some(MemoryCeiling { previous })
+    }
+}
+
+impl Drop for MemoryCeiling {
+    fn drop(&mut self) {
+        // SAFETY: as in `install`; the previous soft limit is at most the unchanged hard limit.
+        unsafe { libc::setrlimit(libc::RLIMIT_AS, &self.previous) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_values_are_bytes() {
+        let text = "MemTotal:       24576000 kB\nMemAvailable:    1000 kB\n";
+        assert_eq!(meminfo(text, "MemAvailable:"), Some(1_024_000));
+        assert_eq!(meminfo(text, "SwapFree:"), None);
+        assert!(available_bytes().unwrap() > 0);
+    }
+}
