@@ -301,7 +301,7 @@ fn width_profiles(variants: &[VariantRow], out: &Path, dpi: f64) -> Result<()> {
         .fold(1.0, f64::max);
     draw_figure(out, (1200, 640), dpi, |root| {
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption("Features per layer: the best and worst variants against VGG-D", font(22.0))
             .margin(16)
             .x_label_area_size(70)
