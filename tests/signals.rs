@@ -8,11 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 const EPOCHS: &str = "4";
+/// Image side of these runs: large enough that a run lasts a few seconds, so the kill loop lands.
+const RESIZE: &str = "12";
 
 /// The uninterrupted run every interrupted one must equal: its log rows and weights.
 fn reference() -> (Vec<String>, Vec<(String, Vec<u8>)>) {
     let d = quick_dir();
-    let o = run(d.path(), &quick_args("k", EPOCHS, &[]));
+    let o = run(d.path(), &quick_args("k", EPOCHS, &["--resize", RESIZE]));
     assert!(o.status.success(), "{}", stderr(&o));
     let run_dir = d.path().join("runs/k");
     (log_rows(&run_dir), weights(&run_dir.join("last.safetensors")))
@@ -29,7 +31,7 @@ fn term_hup_usr1_checkpoint_exit_128_plus_n_and_resume_exactly() {
     let d = quick_dir();
     let run_dir = d.path().join("runs/k");
     // SIGTERM as soon as the run exists, before its first checkpoint: preemption in a long first epoch.
-    let mut child = spawn_group(d.path(), &quick_args("k", EPOCHS, &[]));
+    let mut child = spawn_group(d.path(), &quick_args("k", EPOCHS, &["--resize", RESIZE]));
     assert!(wait_for(&mut child, || run_dir.join("config.json").is_file()));
     signal_group(&child, libc::SIGTERM);
     let out = child.wait_with_output().unwrap();
@@ -87,7 +89,8 @@ fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
     let (rows, last) = reference();
     let d = quick_dir();
     let run_dir = d.path().join("runs/k");
-    // A fixed pseudo-random sequence of (signal, delay after the run's last observed progress).
+    // A fixed pseudo-random sequence of (signal, delay after the start), the delays shorter than the
+    // whole run (about 1.2 s on one thread here) so that most signals land while it trains.
     let mut x: u64 = 0x5DEECE66D;
     let mut next = || {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -98,11 +101,11 @@ fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
         let args = if run_dir.join("config.json").is_file() {
             vec!["train", "--resume", "runs/k"]
         } else {
-            quick_args("k", EPOCHS, &["--checkpoint-interval", "3"])
+            quick_args("k", EPOCHS, &["--resize", RESIZE, "--checkpoint-interval", "3"])
         };
         let mut child = spawn_group(d.path(), &args);
         let signal = if next() % 2 == 0 { libc::SIGKILL } else { libc::SIGTERM };
-        let delay = Duration::from_millis(400 + u64::from(next() % 2000));
+        let delay = Duration::from_millis(150 + u64::from(next() % 900));
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             interrupted += 1;
@@ -122,7 +125,7 @@ fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
     if run_dir.join("config.json").is_file() {
         finish(d.path());
     } else {
-        let o = run(d.path(), &quick_args("k", EPOCHS, &["--checkpoint-interval", "3"]));
+        let o = run(d.path(), &quick_args("k", EPOCHS, &["--resize", RESIZE, "--checkpoint-interval", "3"]));
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(log_rows(&run_dir), rows);

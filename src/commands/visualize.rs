@@ -17,8 +17,8 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
                 ylim: a.ylim.as_deref().map(curves::parse_ylim).transpose()?,
             };
             let out = a.out.unwrap_or_else(|| a.runs[0].join("curves.png"));
-            Format::of(&out)?;
             refuse_run_file(&out, "--out")?;
+            Format::of(&out)?;
             let runs = curves::load_runs(&a.runs, a.label.as_deref())?;
             curves::plot_curves(&runs, &opts, &out, a.dpi)?;
             println!("wrote {}", out.display());
@@ -35,8 +35,8 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
             };
             opts.check_color()?;
             let out = a.out.unwrap_or_else(|| opts.file_name().into());
-            Format::of(&out)?;
             refuse_run_file(&out, "--out")?;
+            Format::of(&out)?;
             let side = a.png_size.unwrap_or_else(|| checkered::default_side(a.im_size));
             let picture = checkered::render(&opts)?;
             for line in picture.described_sequences() {
@@ -70,8 +70,8 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
                     .join("lsm.png"),
             };
             let csv = figure.with_extension("csv");
-            Format::of(&figure)?;
             refuse_run_file(&figure, "--out")?;
+            Format::of(&figure)?;
             refuse_run_file(&csv, "--out")?;
             let ck = checkpoint::load(&path)?;
             let groups = visualize::lsm::swrn_lsm(&ck.model_tensors());
@@ -89,8 +89,8 @@ pub fn run(target: VisualizeTarget) -> Result<()> {
         VisualizeTarget::Dirac(a) => {
             let path = checkpoint::resolve(&a.checkpoint, "best")?;
             let out = a.out.unwrap_or_else(|| path.with_file_name("dirac.png"));
-            Format::of(&out)?;
             refuse_run_file(&out, "--out")?;
+            Format::of(&out)?;
             let ck = checkpoint::load(&path)?;
             let layers = diracnet::identity_weights(&ck.model_tensors())?;
             if layers.is_empty() {

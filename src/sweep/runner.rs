@@ -184,15 +184,21 @@ fn run_point(
     let runs_dir = opts.dir.join("runs");
     let run = RunDir { dir: runs_dir.join(&point.name) };
     let cfg = spec.point_config(point, &opts.runtime, &runs_dir)?;
-    // No checkpoint: start afresh (a run killed before its first checkpoint left nothing to keep).
-    let resume = run.last().is_file();
+    // A run directory is resumed (the trainer restarts one killed before its first checkpoint from
+    // epoch 0); anything else in its place is replaced.
+    let resume = run.config().is_file();
     let start = StartOptions {
         resume: resume.then(|| run.dir.clone()),
-        overwrite: true,
+        overwrite: !resume,
         init_from: None,
         flags: Value::Object(spec.point_flags(point, &opts.runtime)),
     };
-    progress.borrow().line(&format!("{label} {}", if resume { "resuming from its checkpoint" } else { "starting" }));
+    let how = match (resume, run.last().is_file()) {
+        (true, true) => "resuming from its checkpoint",
+        (true, false) => "starting again (killed before its first checkpoint)",
+        (false, _) => "starting",
+    };
+    progress.borrow().line(&format!("{label} {how}"));
     let hooks = Hooks {
         observer: Box::new(PointObserver::new(progress.clone(), label.to_string(), point.cost)),
         stop_rules: stop_rules(&cfg)?,

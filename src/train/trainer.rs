@@ -76,8 +76,8 @@ pub fn decay_exclusion(cfg: &TrainConfig, model: &Model) -> DecayExclusion {
 }
 
 /// Advice of a run that ran out of memory.
-const LOWER_SIZES: &str = "Lower --batch-size, --resize or the model's size (--width, --depth, the family's \
-                           options), or use a device with more memory.";
+const LOWER_SIZES: &str = "Lower --batch-size (or split it with --micro-batch N), --resize or the model's size \
+                           (--width, --depth, the family's options), or use a device with more memory.";
 
 /// Builds the model `cfg` describes for the dataset it names, initialised from its seed. Only the
 /// dataset's description is read, so a bad model is reported before any data is loaded; what
@@ -410,9 +410,14 @@ impl Trainer {
     /// (an allocation that does not fit) becomes one paragraph.
     fn train_epoch(&mut self) -> Result<()> {
         let mc = &self.model.config;
+        let micro = self.state.micro_batch.or(self.cfg.micro_batch).filter(|&m| m < self.cfg.batch_size);
         let what = format!(
-            "training mini-batches of {} images of {}×{}×{}",
-            self.cfg.batch_size, mc.in_channels, mc.image_size, mc.image_size
+            "training mini-batches of {} images of {}×{}×{}{}",
+            self.cfg.batch_size,
+            mc.in_channels,
+            mc.image_size,
+            mc.image_size,
+            micro.map_or(String::new(), |m| format!(" in micro-batches of {m}"))
         );
         catch_torch(&what, LOWER_SIZES, || self.train_epoch_batches())
     }
@@ -535,15 +540,8 @@ impl Trainer {
                         b_idx + 1
                     ));
                 }
-                (StepError::OutOfMemory(message), ..) => {
-                    return Err(Error::OutOfMemory(format!(
-                        "epoch {} batch {}: {} with micro-batches of {micro} images ({}). Use a smaller --batch-size or --micro-batch.",
-                        epoch + 1,
-                        b_idx + 1,
-                        if self.device.is_cuda() { "out of device memory" } else { "out of memory" },
-                        crate::error::torch_message(&message)
-                    )))
-                }
+                // Reported by `train_epoch`'s error boundary, which names the sizes.
+                (StepError::OutOfMemory(message), ..) => return Err(Error::Torch(tch::TchError::Torch(message))),
                 (StepError::Diverged(loss), ..) => {
                     let last = self.run.last();
                     let (kept, keep_weights) = if last.exists() {
