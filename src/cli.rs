@@ -114,6 +114,7 @@ pub struct SweepRunArgs {
 
 /// The training settings `train` and `sweep` take: a recipe file and the flags over it.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Recipe file, logging and checkpoints")]
 pub struct TrainingFlags {
     /// A recipe (JSON object of settings; a file, or the name of one in configs/); flags override it.
     #[arg(long)]
@@ -262,6 +263,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Model")]
 pub struct ModelArgs {
     /// Architecture (see `convtrain info` for the list).
     #[arg(long)]
@@ -280,12 +282,14 @@ pub struct ModelArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkered: Option<bool>,
     /// The families' own options (declared in their files, see `models::options`).
+    #[command(next_help_heading = "Family options (each for its family's architectures)")]
     #[command(flatten)]
     #[serde(flatten)]
     pub family: FamilyOptions,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Data")]
 pub struct DataArgs {
     /// mnist, fashion-mnist, kmnist, cifar10, cifar100 or imagefolder.
     #[arg(long)]
@@ -302,6 +306,7 @@ pub struct DataArgs {
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Training recipe (augmentation, epochs and batches, SGD, schedule)")]
 pub struct RecipeArgs {
     /// Training augmentations in order, comma separated: flip, crop:P[:reflect], rotate:D, rrc.
     #[arg(long, value_delimiter = ',')]
@@ -426,6 +431,7 @@ pub struct RecipeArgs {
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Seed and device")]
 pub struct RunArgs {
     /// Seed of initialisation, split, shuffling, augmentation and dropout (default 0).
     #[arg(long)]
@@ -442,6 +448,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Run directory")]
 pub struct TrainArgs {
     /// Continue a run: its directory, or `auto` with --job-id.
     #[arg(long)]

@@ -42,3 +42,31 @@ fn completions_are_generated_for_each_shell() {
     }
     common::assert_input_error(&common::run(d.path(), &["completions", "tcsh"]), &["tcsh"]);
 }
+
+/// `train --help` groups its ~70 flags by topic, in the order one reads a recipe.
+#[test]
+fn train_help_groups_the_flags_by_topic() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["train", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    let headings = [
+        "Run directory:",
+        "Recipe file, logging and checkpoints:",
+        "Model:",
+        "Family options (each for its family's architectures):",
+        "Data:",
+        "Training recipe (augmentation, epochs and batches, SGD, schedule):",
+        "Seed and device:",
+    ];
+    let at: Vec<usize> = headings.iter().map(|h| help.find(&format!("\n{h}\n")).unwrap_or(usize::MAX)).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]) && at[6] < usize::MAX, "{help}");
+    // A flag sits under its topic: between its heading and the next line that starts a heading.
+    let section = |h: &str| {
+        let rest = &help[help.find(&format!("\n{h}\n")).unwrap() + h.len() + 2..];
+        let end = rest.lines().position(|l| l.ends_with(':') && !l.starts_with(' ')).unwrap_or(usize::MAX);
+        rest.lines().take(end).collect::<Vec<_>>().join("\n")
+    };
+    assert!(section("Data:").contains("--data-dir") && !section("Data:").contains("--lr"), "{help}");
+    assert!(section("Run directory:").contains("--resume"), "{help}");
+}
