@@ -175,6 +175,13 @@ pub const fn checkered_arch(name: &'static str, about: &'static str, build: Buil
     }
 }
 
+/// Whether `dataset` is one of the grey 28×28 digit-like datasets (MNIST, Fashion-MNIST, KMNIST),
+/// which no paper of the CIFAR/ImageNet families trains on: their recipes give these a schedule that
+/// anneals to 0 over any number of epochs.
+pub fn is_grey_28(dataset: &str) -> bool {
+    matches!(dataset, "mnist" | "fashion-mnist" | "kmnist")
+}
+
 /// No recipe of the architecture's own: the engine's defaults apply.
 pub fn engine_defaults(_dataset: &str) -> serde_json::Value {
     serde_json::json!({})

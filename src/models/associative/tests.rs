@@ -469,5 +469,15 @@ fn recipe_configs_follow_associative_md_4() {
     );
     assert_eq!(densenet_recipe("mnist")["batch_size"], 128);
     assert!(densenet_recipe("mnist").get("mean").is_none(), "MNIST keeps its own normalisation");
+    // Not the paper's: the grey digit datasets anneal to 0 whatever --epochs says, and never flip.
+    for dataset in ["mnist", "fashion-mnist", "kmnist"] {
+        let r = cifar_resnet_recipe(dataset);
+        assert_eq!(
+            (r["schedule"].as_str(), r["lr_min"].as_f64(), r["lr"].as_f64()),
+            (Some("cosine"), Some(0.0), Some(0.05))
+        );
+        assert_eq!(r["augment"], serde_json::json!(["crop:2"]), "{dataset}");
+    }
+    assert_eq!(cifar_resnet_recipe("cifar100")["schedule"], "multistep");
     assert_eq!(imagenet_recipe("imagefolder")["milestones"], serde_json::json!([30, 60, 90]));
 }
