@@ -199,11 +199,9 @@ fn accuracy_vs_xi(variants: &[VariantRow], metric: Metric, out: &Path, dpi: f64)
             Metric::Test => "Best test top-1",
             Metric::Train => "Train top-1 at the best test epoch",
         };
-        title.draw(&Text::new(
-            format!("{what} against ξ (location), one panel per ω (scale), colour α (shape); ×: aborted"),
-            (20, 24),
-            font(20.0),
-        ))?;
+        // Two lines, so that one panel's width holds the title.
+        title.draw(&Text::new(format!("{what} against ξ (location)"), (20, 14), font(17.0)))?;
+        title.draw(&Text::new("one panel per ω (scale), colour α (shape); ×: aborted", (20, 40), font(14.0)))?;
         let (panels, bar) = body.split_horizontally(panel_w * cols as u32);
         let alpha_max = variants.iter().map(|v| v.alpha.abs()).fold(1e-9, f64::max);
         colour_bar(&bar, "α", -alpha_max, alpha_max, &|v| diverging(2.0 * v - 1.0))?;
@@ -250,6 +248,8 @@ fn accuracy_vs_parameters(variants: &[VariantRow], out: &Path, dpi: f64) -> Resu
         let xi_max = variants.iter().map(|v| v.xi).fold(1e-9, f64::max);
         colour_bar(&bar, "ξ", 0.0, xi_max, &viridis)?;
         let (plo, phi) = range(variants.iter().map(|v| v.parameters / 1e6));
+        // Enough decimals that ~5 ticks over the span read apart (13.77 … 13.84 M, not 14 … 14).
+        let decimals = (-((phi - plo) / 5.0).log10()).ceil().clamp(0.0, 6.0) as usize;
         let pad = (phi - plo) * 0.05 + 0.1;
         let (lo, hi) = variant_accuracy_range(variants, Metric::Test);
         let mut chart = ChartBuilder::on(&plot)
@@ -261,7 +261,7 @@ fn accuracy_vs_parameters(variants: &[VariantRow], out: &Path, dpi: f64) -> Resu
         chart
             .configure_mesh()
             .light_line_style(WHITE)
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&|x| format!("{x:.decimals$}"))
             .x_desc("parameters (millions, the original's count)")
             .y_desc("top-1 %")
             .label_style(font(14.0))
