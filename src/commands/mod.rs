@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod export;
 pub mod info;
+pub mod recipes;
 pub mod summary;
 pub mod sweep;
 pub mod train;
@@ -30,6 +31,7 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Export(a) => export::run(&a),
+        Command::Recipes { format } => recipes::run(format),
         Command::Visualize { target } => visualize::run(target),
         Command::Sweep { target } => sweep::run(target),
         Command::Completions { shell } => {
