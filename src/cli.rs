@@ -40,6 +40,9 @@ pub enum Command {
         #[command(subcommand)]
         target: SweepTarget,
     },
+    /// A paper table over runs: grouped by configuration minus the seed, test error mean ± std, n,
+    /// parameters, MACs, epochs, best epochs.
+    Table(TableArgs),
     /// The bundled paper recipes: name, paper, arch, dataset, epochs, description (`--config NAME` trains one
     /// from any directory).
     Recipes {
@@ -80,6 +83,27 @@ pub struct VggFeaturesSweepArgs {
     pub variants: Option<String>,
     #[command(flatten)]
     pub sweep: SweepRunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// Run directories, sweep directories (their runs/) or directories of runs (runs/).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// markdown, csv or json.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: TableFormat,
+    /// Test error (100 − top-1) or test top-1, in percent.
+    #[arg(long, value_enum, default_value_t)]
+    pub metric: crate::sweep::table::TableMetric,
+}
+
+/// How `table` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Markdown,
+    Csv,
+    Json,
 }
 
 /// How `sweep … --list` prints.

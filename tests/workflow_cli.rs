@@ -123,3 +123,37 @@ fn resume_refuses_a_stretched_cosine_and_other_data_but_follows_moved_data() {
     assert_input_error(&o, &["--data-dir", "not the data the run started with"]);
     assert_eq!(json(&d.path().join("runs/c/config.json"))["config"]["epochs"], 2, "a refused resume writes nothing");
 }
+
+#[test]
+fn a_seed_grid_becomes_a_paper_table() {
+    let d = quick_dir();
+    let mut args = vec!["sweep", "grid", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "mnist"];
+    args.extend(["--data-dir", "m", "--epochs", "1", "--device", "cpu", "--resize", "8", "--batch-size", "16"]);
+    args.extend(["--val-split", "0.1", "--threads", "1", "--set", "lr=0.05,0.1", "--set", "seed=1,2"]);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d.path(), &["table", "sweeps/grid", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, lr) in rows.iter().zip(["lr=0.05", "lr=0.1"]) {
+        assert!(row["options"].as_str().unwrap().contains(lr), "{row}");
+        assert_eq!((row["n"].as_u64(), row["seeds"].clone()), (Some(2), serde_json::json!([1, 2])));
+        assert_eq!(row["scored_by"], "test.json");
+        let (mean, tops) = (row["test_error_mean"].as_f64().unwrap(), row["runs"].as_array().unwrap());
+        let errors: Vec<f64> = tops
+            .iter()
+            .map(|r| {
+                100.0 - json(&d.path().join(r.as_str().unwrap()).join("test.json"))["best"]["top1"].as_f64().unwrap()
+            })
+            .collect();
+        assert!((mean - (errors[0] + errors[1]) / 2.0).abs() < 1e-9, "{row}");
+        assert!(row["parameters"].as_i64().unwrap() > 0 && row["macs"].as_i64().unwrap() > 0);
+    }
+    let o = run(d.path(), &["table", "sweeps/grid/runs/001_lr=0.05_seed=1", "sweeps/grid/runs/002_lr=0.05_seed=2"]);
+    let md = stdout(&o);
+    assert!(md.starts_with("| arch | options | parameters | MACs | epochs | test error % | n |"), "{md}");
+    assert!(md.contains(" ± ") && md.contains("| 2 |"), "{md}");
+    assert_input_error(&run(d.path(), &["table", "m"]), &["holds no runs"]);
+}

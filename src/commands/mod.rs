@@ -6,6 +6,7 @@ pub mod info;
 pub mod recipes;
 pub mod summary;
 pub mod sweep;
+pub mod table;
 pub mod train;
 pub mod visualize;
 
@@ -32,6 +33,7 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Export(a) => export::run(&a),
         Command::Recipes { format } => recipes::run(format),
+        Command::Table(a) => table::run(&a),
         Command::Visualize { target } => visualize::run(target),
         Command::Sweep { target } => sweep::run(target),
         Command::Completions { shell } => {
