@@ -2,7 +2,6 @@
 //! (`build.rs`), so `--config NAME` works from any directory. A recipe is a JSON object of training
 //! settings; its optional `"recipe"` object (`paper`, `description`) describes it for `convtrain
 //! recipes` and is ignored by the configuration ([`RECIPE_KEY`]).
-use crate::config::parse_json;
 use crate::error::{did_you_mean, Result};
 use crate::{input_err, internal_err};
 use serde_json::Value;
@@ -26,10 +25,9 @@ pub struct RecipeInfo {
 
 /// The settings of the bundled recipe `name`, if there is one.
 pub fn bundled(name: &str) -> Option<Result<Value>> {
-    BUNDLED
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(n, text)| parse_json(text).map_err(|e| internal_err!("the bundled recipe {n} is not valid JSON ({e})")))
+    BUNDLED.iter().find(|(n, _)| *n == name).map(|(n, text)| {
+        serde_json::from_str(text).map_err(|e| internal_err!("the bundled recipe {n} is not valid JSON ({e})"))
+    })
 }
 
 /// Every bundled recipe, sorted by name.
