@@ -93,6 +93,9 @@ pub struct TableArgs {
     /// markdown, csv or json.
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: TableFormat,
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Test error (100 − top-1) or test top-1, in percent.
     #[arg(long, value_enum, default_value_t)]
     pub metric: crate::sweep::table::TableMetric,

@@ -91,6 +91,16 @@ fn a_runs_config_trains_the_same_run_again_and_stays_current_on_resume() {
     assert_eq!(inv[1]["changed"]["epochs"], serde_json::json!({"from": 1, "to": 2}));
     assert!(inv[1]["command_line"].as_array().unwrap().iter().any(|a| a == "--resume"));
     assert_eq!(json(&a.join("test.json"))["last"]["epoch"], 2);
+    let tests = |a: &Path| {
+        let records = convtrain::train::tracking::read_metrics(&a.join("metrics.jsonl")).unwrap();
+        records.iter().filter(|r| r["kind"] == "test").map(|r| r["epoch"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(tests(&a).len(), 2, "the first scores were replaced");
+    // Resuming the finished run: nothing to do, and its results stand.
+    let o = run(d.path(), &["train", "--resume", "runs/a"]);
+    assert!(o.status.success() && stdout(&o).contains("nothing to do"), "{}", stdout(&o));
+    assert_eq!(tests(&a).len(), 2);
+    assert!(a.join("test.json").is_file());
 }
 
 #[test]
@@ -132,7 +142,7 @@ fn a_seed_grid_becomes_a_paper_table() {
     args.extend(["--val-split", "0.1", "--threads", "1", "--set", "lr=0.05,0.1", "--set", "seed=1,2"]);
     let o = run(d.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(d.path(), &["table", "sweeps/grid", "--format", "json"]);
+    let o = run(d.path(), &["table", "sweeps/grid", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let rows = rows.as_array().unwrap();

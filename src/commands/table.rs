@@ -6,7 +6,8 @@ use crate::sweep::table::{csv_text, find_runs, markdown, table};
 
 pub fn run(a: &TableArgs) -> Result<()> {
     let rows = table(&find_runs(&a.runs)?)?;
-    let text = match a.format {
+    let format = if a.json { TableFormat::Json } else { a.format };
+    let text = match format {
         TableFormat::Markdown => markdown(&rows, a.metric),
         TableFormat::Csv => csv_text(&rows, a.metric)?,
         TableFormat::Json => to_json_pretty(&rows, "the table")? + "\n",

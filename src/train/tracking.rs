@@ -20,6 +20,9 @@ pub struct Covered {
     pub steps: u64,
     /// Finished epochs.
     pub epochs: usize,
+    /// The test results stand: the run has finished and its `test.json` was written (after the
+    /// records, so a run killed in between scores again and records once).
+    pub tested: bool,
 }
 
 /// Whether a record belongs to the part of the run `covered` describes.
@@ -27,6 +30,7 @@ fn is_covered(kind: &str, step: u64, epoch: u64, covered: Covered) -> bool {
     match kind {
         "step" => step <= covered.steps,
         "epoch" => epoch as usize <= covered.epochs,
+        "test" => covered.tested,
         _ => false,
     }
 }
@@ -66,6 +70,7 @@ impl Tracker {
         let events = EventWriter::open(&run.events(), |e: &Event| match e.scalars.first() {
             Some((tag, _)) if tag.starts_with("train/") => is_covered("step", e.step as u64, 0, covered),
             Some((tag, epoch)) if tag == "epoch/epoch" => is_covered("epoch", 0, *epoch as u64, covered),
+            Some((tag, _)) if tag.starts_with("test/") => is_covered("test", 0, 0, covered),
             _ => false,
         })?;
         Ok(Tracker { metrics, events })
@@ -133,7 +138,7 @@ mod tests {
     fn resume_keeps_what_the_checkpoint_covers_and_a_torn_line_is_ignored() {
         let d = tempfile::tempdir().unwrap();
         let run = RunDir { dir: d.path().to_path_buf() };
-        let t = Tracker::open(&run, Covered { steps: 0, epochs: 0 }).unwrap();
+        let t = Tracker::open(&run, Covered { steps: 0, epochs: 0, tested: false }).unwrap();
         for s in 1..=4 {
             t.step(s, (s as usize - 1) / 2, 1, 0.1, 1.0, 50.0, 10.0).unwrap();
             if s % 2 == 0 {
@@ -146,8 +151,12 @@ mod tests {
         text.push_str("{\"kind\": \"st");
         std::fs::write(run.metrics(), &text).unwrap();
         assert_eq!(read_metrics(&run.metrics()).unwrap().len(), 7);
+        // A finished, tested run resumed with nothing to do keeps everything.
+        Tracker::open(&run, Covered { steps: 4, epochs: 2, tested: true }).unwrap();
+        assert_eq!(read_metrics(&run.metrics()).unwrap().len(), 7);
+        assert_eq!(read(&run.events()).unwrap().len(), 1 + 4 + 2 + 1);
         // Resumed after epoch 1 (2 steps): steps 3-4, epoch 2 and the test results go, in both files.
-        Tracker::open(&run, Covered { steps: 2, epochs: 1 }).unwrap();
+        Tracker::open(&run, Covered { steps: 2, epochs: 1, tested: false }).unwrap();
         let kinds: Vec<(String, u64)> = read_metrics(&run.metrics())
             .unwrap()
             .iter()

@@ -21,7 +21,9 @@ use super::{derive_seed, parse_device, set_threads};
 use crate::checkpoint::{self, MOMENTUM_PREFIX};
 use crate::config::TrainConfig;
 use crate::data::{Batch, BatchLoader};
-use crate::error::{catch_torch, human_bytes, to_json, to_json_pretty, Error, Interruption, Result, StopSignal};
+use crate::error::{
+    catch_torch, human_bytes, to_json, to_json_pretty, Error, Interruption, IoContext, Result, StopSignal,
+};
 use crate::input_err;
 use crate::models::Model;
 use serde::{Deserialize, Serialize};
@@ -269,7 +271,12 @@ impl Trainer {
             run.record_invocation(&cfg, &changes, || run_facts(&cfg, &model, device, &setup, Some(data)))?;
         }
         let log = CsvLog::open(&run.log(), state.epoch)?;
-        let tracker = Tracker::open(&run, Covered { steps: state.optimizer_steps, epochs: state.epoch })?;
+        // Test results stand only for a run that has finished: an extended one scores again at its end.
+        let tested = state.epoch >= cfg.epochs && run.test().is_file();
+        if !tested && run.test().is_file() {
+            std::fs::remove_file(run.test()).at(&run.test())?;
+        }
+        let tracker = Tracker::open(&run, Covered { steps: state.optimizer_steps, epochs: state.epoch, tested })?;
         let history = read_rows(&run.log())?;
         let train_indices = Arc::new(setup.train_indices.clone());
         let mut trainer = Trainer {
@@ -440,11 +447,11 @@ impl Trainer {
             CheckpointScore { epoch: best_epoch, val_top1: self.state.best_val_top1, test: score(&self.model)? }
         };
         let report = TestReport { split: "test".into(), best, last };
-        checkpoint::write_atomic(&self.run.test(), to_json_pretty(&report, "the test results")?.as_bytes())?;
         let step = self.state.optimizer_steps;
         for (which, s) in [("best", &report.best), ("last", &report.last)] {
             self.tracker.test(step, which, s.epoch, s.test.loss, s.test.top1, s.test.top5)?;
         }
+        checkpoint::write_atomic(&self.run.test(), to_json_pretty(&report, "the test results")?.as_bytes())?;
         Ok(report)
     }
 
