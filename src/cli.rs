@@ -40,6 +40,16 @@ pub enum Command {
         #[command(subcommand)]
         target: SweepTarget,
     },
+    /// A paper table over runs: grouped by configuration minus the seed, test error mean ± std, n,
+    /// parameters, MACs, epochs, best epochs.
+    Table(TableArgs),
+    /// The bundled paper recipes: name, paper, arch, dataset, epochs, description (`--config NAME` trains one
+    /// from any directory).
+    Recipes {
+        /// An aligned table, CSV or JSON.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
     /// Print a shell completion script: `convtrain completions bash > ~/.local/share/bash-completion/completions/convtrain`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -73,6 +83,30 @@ pub struct VggFeaturesSweepArgs {
     pub variants: Option<String>,
     #[command(flatten)]
     pub sweep: SweepRunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// Run directories, sweep directories (their runs/) or directories of runs (runs/).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// markdown, csv or json.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: TableFormat,
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Test error (100 − top-1) or test top-1, in percent.
+    #[arg(long, value_enum, default_value_t)]
+    pub metric: crate::sweep::table::TableMetric,
+}
+
+/// How `table` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Markdown,
+    Csv,
+    Json,
 }
 
 /// How `sweep … --list` prints.
@@ -465,6 +499,19 @@ pub struct TrainArgs {
     /// Where run directories go (default runs).
     #[arg(long)]
     pub runs_dir: Option<PathBuf>,
+    /// Any setting, key=value (value read as JSON where it parses: --set milestones=[30,60]); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Print the resolved configuration (a file --config accepts) and exit; nothing is written.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub print_config: bool,
+    /// Resolve the configuration, build the model and open the data (counts, parameter groups, MACs), then
+    /// exit; nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// On resume, allow --epochs to change the total of a schedule that depends on it (cosine, SGDR).
+    #[arg(long)]
+    pub allow_schedule_change: bool,
     #[command(flatten)]
     pub training: TrainingFlags,
 }
@@ -544,10 +591,7 @@ fn schedule_overrides(s: Option<&str>) -> Result<serde_json::Value> {
 
 fn load_base(config: Option<&PathBuf>) -> Result<(serde_json::Value, String)> {
     match config {
-        Some(p) => {
-            let path = TrainConfig::find_recipe(p)?;
-            Ok((TrainConfig::read_file(&path)?, path.display().to_string()))
-        }
+        Some(p) => TrainConfig::load_recipe(p),
         None => Ok((serde_json::Value::Null, "command line".into())),
     }
 }
@@ -583,6 +627,10 @@ pub fn train_config(a: &TrainArgs) -> Result<(TrainConfig, serde_json::Value)> {
     }
     if let Some(d) = &a.runs_dir {
         extra.insert("runs_dir".into(), d.display().to_string().into());
+    }
+    for set in &a.sets {
+        let (k, v) = crate::config::parse_setting(set)?;
+        extra.insert(k, v);
     }
     let o = setting_flags(&a.training, extra)?;
     let given = overrides(&[base.clone(), o.clone()]);

@@ -3,9 +3,10 @@
 //! architecture's recipe ([`Arch::defaults`](crate::models::Arch)) and then the defaults below (the
 //! SWRN repository's `main.py` defaults where a paper default is needed). The model families' own
 //! knobs are carried, unnamed, in `model_options` (see `models::options`).
-use crate::error::{to_json_value, Error, IoContext, Result};
+use crate::error::{did_you_mean, to_json_value, Error, IoContext, Result};
 use crate::input_err;
 use crate::models::{self, ModelConfig};
+use crate::recipes::{self, RecipeSource, RECIPE_KEY};
 use crate::train::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -79,6 +80,10 @@ pub struct TrainConfig {
     pub limit_train_batches: Option<usize>,
     /// Validate on at most this many batches of the validation split per epoch.
     pub limit_val_batches: Option<usize>,
+    /// Score the best and the last checkpoints on the test split when training finishes (`test.json`);
+    /// `None`: when validation is held out of the training set (`val_split` > 0). With `val_split` 0 the
+    /// validation scores already are the test set's, as in the originals that select on it.
+    pub test_at_end: Option<bool>,
     // --- run ---
     pub seed: u64,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -138,6 +143,7 @@ impl Default for TrainConfig {
             micro_batch: None,
             limit_train_batches: None,
             limit_val_batches: None,
+            test_at_end: None,
             seed: 0,
             device: "auto".into(),
             threads: None,
@@ -162,6 +168,7 @@ pub const RESUMABLE_OVERRIDES: &[&str] = &[
     "checkpoint_minutes",
     "eval_batch_size",
     "download",
+    "test_at_end",
 ];
 
 /// Upper bounds of the size-like settings: far above any paper recipe, low enough that a typo
@@ -172,6 +179,41 @@ pub const MAX_WIDTH: i64 = 100;
 pub const MAX_BATCH: usize = 1 << 16;
 pub const MAX_EPOCHS: usize = 1_000_000;
 pub const MAX_IMAGE_SIDE: i64 = 1024;
+
+/// Where datasets live when no `data_dir` is given: `$CONVTRAIN_DATA` if set, else `data/` in the
+/// current directory when it holds `dataset`, else the `data/` of the source tree convtrain was built
+/// from (which ships MNIST), so a recipe runs from any directory.
+pub fn data_root(dataset: &str) -> PathBuf {
+    match std::env::var_os("CONVTRAIN_DATA").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None if Path::new("data").join(dataset).is_dir() => PathBuf::from("data"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+    }
+}
+
+/// A setting's value as written on the command line (`--set key=value`, sweep axes): JSON where it
+/// parses as JSON (`0.1`, `true`, `[60,120]`, `null`), the text itself otherwise.
+pub fn setting_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+/// Parses `--set key=value` into a known key (dashes read as underscores) and its value; an unknown
+/// key names the nearest known one.
+pub fn parse_setting(arg: &str) -> Result<(String, serde_json::Value)> {
+    let (key, value) = arg.split_once('=').ok_or_else(|| {
+        input_err!("--set {arg}: expected key=value (e.g. --set lr=0.05 or --set milestones=[30,60]).")
+    })?;
+    let key = key.trim().replace('-', "_");
+    let known = TrainConfig::known_keys()?;
+    if !known.contains(&key) {
+        return Err(input_err!(
+            "--set {arg}: '{key}' is not a setting{}. Known settings: {}.",
+            did_you_mean(&key, known.iter().map(String::as_str)),
+            known.join(", ")
+        ));
+    }
+    Ok((key, setting_value(value.trim())))
+}
 
 /// Parses JSON text as convtrain reads every JSON file: a leading UTF-8 byte-order mark is skipped,
 /// and a key given twice in one object is an error naming it (instead of the last one winning).
@@ -247,9 +289,14 @@ impl TrainConfig {
         if let serde_json::Value::Object(o) = overrides {
             merged.extend(o);
         }
+        merged.remove(RECIPE_KEY);
         let known = Self::known_keys()?;
         if let Some(k) = merged.keys().find(|k| !known.contains(k)) {
-            return Err(input_err!("{source}: setting '{k}': unknown setting. Known settings: {}.", known.join(", ")));
+            return Err(input_err!(
+                "{source}: setting '{k}': unknown setting{}. Known settings: {}.",
+                did_you_mean(k, known.iter().map(String::as_str)),
+                known.join(", ")
+            ));
         }
         let arch = merged.get("arch").and_then(|a| a.as_str()).map(str::to_string);
         let dataset = merged.get("dataset").and_then(|d| d.as_str()).map(str::to_string);
@@ -284,23 +331,19 @@ impl TrainConfig {
         Ok(keys)
     }
 
-    /// The recipe file `arg` names: the file itself, else `configs/<arg>.json` in the current directory,
-    /// else in the source tree convtrain was built from.
-    pub fn find_recipe(arg: &Path) -> Result<PathBuf> {
-        if arg.is_file() || arg.extension().is_some() || arg.components().count() > 1 {
-            return Ok(arg.to_path_buf());
+    /// The settings `--config arg` names and a label for messages: a bundled recipe by name, a file, or a
+    /// run's `config.json` (whose `config` object is the run's resolved configuration, taken as it is).
+    pub fn load_recipe(arg: &Path) -> Result<(serde_json::Value, String)> {
+        let (mut v, source) = match recipes::locate(arg)? {
+            RecipeSource::Bundled(name) => {
+                (recipes::bundled(name).unwrap_or(Ok(serde_json::Value::Null))?, format!("recipe {name}"))
+            }
+            RecipeSource::File(path) => (Self::read_file(path)?, path.display().to_string()),
+        };
+        if let Some(cfg) = v.get_mut("config").filter(|c| c.is_object()).map(serde_json::Value::take) {
+            v = cfg;
         }
-        let file = format!("{}.json", arg.display());
-        let candidates =
-            [Path::new("configs").join(&file), Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(&file)];
-        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-            input_err!(
-                "--config {}: no such file, and no recipe of that name in {} or {}.",
-                arg.display(),
-                candidates[0].display(),
-                candidates[1].display()
-            )
-        })
+        Ok((v, source))
     }
 
     /// Reads a config file (JSON object).
@@ -405,8 +448,22 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The dataset directory: `data_dir`, else `<data root>/<dataset>` (see [`data_root`]).
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| Path::new("data").join(&self.dataset))
+        self.data_dir.clone().unwrap_or_else(|| data_root(&self.dataset).join(&self.dataset))
+    }
+
+    /// Where the settings neither the recipe file nor a flag gave come from, for the start-up log.
+    pub fn defaults_source(&self) -> String {
+        match models::find(&self.arch) {
+            Ok(a) => format!("defaults for {} from {}", a.name, a.recipe),
+            Err(_) => format!("defaults from {}", models::ENGINE_RECIPE),
+        }
+    }
+
+    /// Whether the run scores its checkpoints on the test split at the end (see `test_at_end`).
+    pub fn tests_at_end(&self) -> bool {
+        self.test_at_end.unwrap_or(self.val_split > 0.0)
     }
 
     /// The learning-rate schedule these settings describe.
@@ -509,6 +566,56 @@ mod tests {
         ] {
             let e = TrainConfig::resolve(cfg.clone(), json!({}), "x").unwrap_err().to_string();
             assert!(e.contains(flag), "{cfg}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest_and_descriptions_are_ignored() {
+        let e = TrainConfig::resolve(json!({"batchsize": 8}), json!({}), "r.json").unwrap_err().to_string();
+        assert!(e.contains("did you mean `batch_size`?"), "{e}");
+        let c = TrainConfig::resolve(json!({"recipe": {"paper": "x"}, "lr": 0.2}), json!({}), "r.json").unwrap();
+        assert_eq!(c.lr, 0.2);
+        assert_eq!(parse_setting("lr=0.05").unwrap(), ("lr".to_string(), json!(0.05)));
+        assert_eq!(parse_setting("milestones=[3,6]").unwrap().1, json!([3, 6]));
+        assert_eq!(parse_setting("schedule=cosine").unwrap().1, json!("cosine"));
+        let e = parse_setting("wieght_decay=0").unwrap_err().to_string();
+        assert!(e.contains("did you mean `weight_decay`?"), "{e}");
+        assert!(parse_setting("lr").is_err());
+    }
+
+    #[test]
+    fn a_runs_config_document_is_read_as_its_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("config.json");
+        std::fs::write(&p, r#"{"config": {"lr": 0.3, "epochs": 2}, "convtrain_version": "0.1.0"}"#).unwrap();
+        let (v, _) = TrainConfig::load_recipe(&p).unwrap();
+        assert_eq!(v, json!({"lr": 0.3, "epochs": 2}));
+    }
+
+    #[test]
+    fn each_family_starts_from_its_papers_recipe() {
+        let tiny = TrainConfig::resolve(json!({"arch": "tiny-cnn", "dataset": "mnist"}), json!({}), "x").unwrap();
+        assert_eq!((tiny.epochs, tiny.batch_size, tiny.weight_decay), (100, 16, 0.0));
+        assert_eq!((tiny.milestones.clone(), tiny.gammas.clone()), (vec![50, 75], vec![0.1, 0.1]));
+        assert!(tiny.defaults_source().contains("demo_mnist.py"), "{}", tiny.defaults_source());
+        let swrn = TrainConfig::resolve(json!({"arch": "swrn"}), json!({}), "x").unwrap();
+        assert_eq!((swrn.epochs, swrn.milestones.clone(), swrn.weight_decay), (200, vec![60, 120, 160], 5e-4));
+        assert!(swrn.defaults_source().contains("swrn.md"));
+        // The checkered recipes in configs/ are what choosing the architecture alone gives.
+        for name in [
+            "checkered_tiny-cnn_mnist",
+            "checkered_ccnn-toy_mnist",
+            "checkered_resnet18_cifar100",
+            "checkered_vgg11-bn_cifar100",
+        ] {
+            let file = crate::recipes::bundled(name).unwrap().unwrap();
+            let from_file = TrainConfig::resolve(file.clone(), json!({}), name).unwrap();
+            let keys = json!({"arch": file["arch"], "dataset": file["dataset"], "checkered": file["checkered"]});
+            let from_arch = TrainConfig::resolve(keys, json!({}), name).unwrap();
+            // `no_decay` is unset in the files (the architecture's: none) and `[]` in the recipe: the same.
+            let differ: Vec<String> =
+                from_arch.differing_keys(&from_file).unwrap().into_iter().filter(|k| k != "no_decay").collect();
+            assert!(differ.is_empty(), "{name}: {differ:?}");
         }
     }
 

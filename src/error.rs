@@ -136,6 +136,18 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// ` (did you mean `x`?)` for the candidate nearest to `word` (Jaro-Winkler similarity at least 0.8, as
+/// clap suggests flags), or nothing.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
 /// JSON text of `value`; a serialisation failure is an internal error naming `what`.
 pub fn to_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| internal_err!("cannot serialise {what}: {e}"))

@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod models;
+pub mod recipes;
 pub mod sweep;
 pub mod train;
 pub mod visualize;

@@ -44,6 +44,8 @@ fn two_plus_two_epochs_equal_four_bit_for_bit_and_evaluate_works() {
     assert!(ev.status.success(), "{}", stderr(&ev));
     let report: serde_json::Value = serde_json::from_str(&stdout(&ev)).unwrap();
     assert_eq!(report["count"], 50);
+    let best = convtrain::checkpoint::read_metadata(&b.join("best.safetensors")).unwrap();
+    assert_eq!(report["epoch"].to_string(), best["epoch"], "the epoch it scored: {report}");
     assert!(
         report["top1"].as_f64().unwrap() >= 0.0 && report["top5"].as_f64().unwrap() >= report["top1"].as_f64().unwrap()
     );

@@ -31,6 +31,9 @@ pub struct EvaluateReport {
     pub checkered: bool,
     pub dataset: String,
     pub split: String,
+    /// The 1-based epoch whose weights the checkpoint holds (absent for weights from elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<usize>,
     #[serde(flatten)]
     pub result: EvalResult,
 }
@@ -110,6 +113,7 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
         checkered: mc.checkered,
         dataset: cfg.dataset.clone(),
         split: req.split.clone(),
+        epoch: ck.metadata.get("epoch").and_then(|e| e.parse().ok()),
         result,
     };
     let json = to_json_pretty(&report, "the evaluation report")?;

@@ -3,8 +3,10 @@
 pub mod evaluate;
 pub mod export;
 pub mod info;
+pub mod recipes;
 pub mod summary;
 pub mod sweep;
+pub mod table;
 pub mod train;
 pub mod visualize;
 
@@ -30,6 +32,8 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Export(a) => export::run(&a),
+        Command::Recipes { format } => recipes::run(format),
+        Command::Table(a) => table::run(&a),
         Command::Visualize { target } => visualize::run(target),
         Command::Sweep { target } => sweep::run(target),
         Command::Completions { shell } => {

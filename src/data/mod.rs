@@ -12,6 +12,7 @@
 pub mod augment;
 pub mod cifar;
 pub mod download;
+pub mod fingerprint;
 pub mod folder;
 pub mod idx;
 pub mod loader;

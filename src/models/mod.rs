@@ -136,6 +136,8 @@ pub struct Arch {
     /// under the user's recipe file and flags when this architecture is chosen (`{}`: the engine's
     /// defaults).
     pub defaults: fn(dataset: &str) -> serde_json::Value,
+    /// Where `defaults` come from (the paper's code and the spec section), named in the start-up log.
+    pub recipe: &'static str,
     /// Run once on a new run's freshly built model, after `--init-from` and before anything is
     /// written (never on resume or evaluate): weights the family's options take from elsewhere
     /// (CSG: `--csg-from` copies another run's generator).
@@ -159,6 +161,7 @@ impl Arch {
             export: torch_state_dict,
             materialize: None,
             defaults: engine_defaults,
+            recipe: ENGINE_RECIPE,
             prepare: None,
             report: None,
         }
@@ -171,6 +174,9 @@ pub const fn checkered_arch(name: &'static str, about: &'static str, build: Buil
     Arch {
         import: checkered_names::import,
         export: checkered_names::export_by_config,
+        defaults: checkered_recipe,
+        recipe:
+            "the checkered paper's demo_mnist.py (MNIST-type data) or demo_cifar.py (others), checkered.md §5.6-5.7",
         ..Arch::new(name, "checkered", about, build)
     }
 }
@@ -182,7 +188,48 @@ pub fn is_grey_28(dataset: &str) -> bool {
     matches!(dataset, "mnist" | "fashion-mnist" | "kmnist")
 }
 
-/// No recipe of the architecture's own: the engine's defaults apply.
+/// The checkered authors' training (checkered.md §5.6-5.7), validating on the test set as they did:
+/// on MNIST-type data `demo_mnist.py` (100 epochs, batch 16, no weight decay, ×0.1 at 50 and 75,
+/// rotation ±15° then crop with padding 2, MNIST's statistics), otherwise `demo_cifar.py` (300 epochs, batch 64, weight
+/// decay 1e-4 on everything, ×0.1 at 150 and 225, crop 4 + flip, the CIFAR-100 statistics it used for
+/// both CIFARs). SGD 0.1 with Nesterov momentum 0.9 in both.
+pub fn checkered_recipe(dataset: &str) -> serde_json::Value {
+    let common = serde_json::json!({
+        "lr": 0.1, "momentum": 0.9, "nesterov": true, "dampening": 0.0, "schedule": "multistep",
+        "val_split": 0.0, "cutout": 0, "no_decay": [], "no_decay_1d": false,
+    });
+    let specific = if is_grey_28(dataset) {
+        let mut r = serde_json::json!({
+            "epochs": 100, "batch_size": 16, "eval_batch_size": 16, "weight_decay": 0.0,
+            "milestones": [50, 75], "gammas": [0.1, 0.1], "augment": ["rotate:15", "crop:2"],
+        });
+        if dataset == "mnist" {
+            r["mean"] = serde_json::json!([0.1307]);
+            r["std"] = serde_json::json!([0.3081]);
+        }
+        r
+    } else {
+        let mut r = serde_json::json!({
+            "epochs": 300, "batch_size": 64, "eval_batch_size": 64, "weight_decay": 1e-4,
+            "milestones": [150, 225], "gammas": [0.1, 0.1], "augment": ["crop:4", "flip"],
+        });
+        if dataset == "cifar10" || dataset == "cifar100" {
+            r["mean"] = serde_json::json!([0.5071, 0.4867, 0.4408]);
+            r["std"] = serde_json::json!([0.2675, 0.2565, 0.2761]);
+        }
+        r
+    };
+    let mut out = common;
+    if let (Some(o), serde_json::Value::Object(s)) = (out.as_object_mut(), specific) {
+        o.extend(s);
+    }
+    out
+}
+
+/// Where the engine's defaults come from (the architectures without a recipe of their own).
+pub const ENGINE_RECIPE: &str = "the SWRN repository's main.py (swrn.md §4-5)";
+
+/// No recipe of the architecture's own: the engine's defaults (the SWRN recipe) apply.
 pub fn engine_defaults(_dataset: &str) -> serde_json::Value {
     serde_json::json!({})
 }

@@ -1,8 +1,8 @@
 //! The points of a grid sweep (`--set key=v1,v2 …`, their Cartesian product) and the id lists of a
 //! variant sweep (`--variants 1-20,50`).
 use super::spec::{Point, RESERVED_KEYS, RUNTIME_KEYS};
-use crate::config::TrainConfig;
-use crate::error::Result;
+use crate::config::{setting_value, TrainConfig};
+use crate::error::{did_you_mean, Result};
 use crate::input_err;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,11 @@ pub fn parse_axis(arg: &str) -> Result<Axis> {
     }
     let known = TrainConfig::known_keys()?;
     if !known.contains(&key) {
-        return Err(bad(&format!("'{key}' is not a setting; known settings: {}", known.join(", "))));
+        return Err(bad(&format!(
+            "'{key}' is not a setting{}; known settings: {}",
+            did_you_mean(&key, known.iter().map(String::as_str)),
+            known.join(", ")
+        )));
     }
     let mut values = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
@@ -39,7 +43,7 @@ pub fn parse_axis(arg: &str) -> Result<Axis> {
                 if text.is_empty() {
                     return Err(bad("an empty value"));
                 }
-                values.push(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())));
+                values.push(setting_value(text));
                 start = i + 1;
             }
             _ => {}

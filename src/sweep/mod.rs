@@ -26,4 +26,5 @@ pub mod results;
 pub mod runner;
 pub mod shard;
 pub mod spec;
+pub mod table;
 pub mod vgg_features;

@@ -192,6 +192,7 @@ fn run_point(
         overwrite: !resume,
         init_from: None,
         flags: Value::Object(spec.point_flags(point, &opts.runtime)),
+        allow_schedule_change: false,
     };
     let how = match (resume, run.last().is_file()) {
         (true, true) => "resuming from its checkpoint",

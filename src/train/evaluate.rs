@@ -3,10 +3,10 @@ use super::setup::DataSetup;
 use crate::data::BatchLoader;
 use crate::error::Result;
 use crate::models::Model;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct EvalResult {
     pub loss: f64,
     /// Percent.
@@ -14,6 +14,26 @@ pub struct EvalResult {
     /// Percent (top-k with k = min(5, classes)).
     pub top5: f64,
     pub count: usize,
+}
+
+/// A checkpoint of a run scored on the test split, with the epoch it came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointScore {
+    /// The 1-based epoch whose weights were scored.
+    pub epoch: usize,
+    /// Its validation top-1 (percent), the score the best checkpoint was chosen by.
+    pub val_top1: f64,
+    #[serde(flatten)]
+    pub test: EvalResult,
+}
+
+/// `test.json`: the best (by validation) and the last checkpoints scored on the test split when the run
+/// finished.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestReport {
+    pub split: String,
+    pub best: CheckpointScore,
+    pub last: CheckpointScore,
 }
 
 /// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`, or on its

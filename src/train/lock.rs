@@ -128,7 +128,7 @@ fn lock_file(dir: &Path) -> Result<File> {
 }
 
 /// This machine's host name (for the lock file).
-fn hostname() -> String {
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
@@ -141,7 +141,7 @@ fn hostname() -> String {
 }
 
 /// Now as `YYYY-MM-DDThh:mm:ssZ`.
-fn utc_now_iso() -> String {
+pub fn utc_now_iso() -> String {
     let (y, m, d, hh, mm, ss) = super::utc_now();
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }

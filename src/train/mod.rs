@@ -12,6 +12,8 @@ pub mod run_dir;
 pub mod schedule;
 pub mod setup;
 pub mod signals;
+pub mod tfevents;
+pub mod tracking;
 pub mod trainer;
 
 use crate::error::Result;

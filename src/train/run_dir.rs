@@ -7,16 +7,33 @@
 //! `config.json` is a copy for people, and a copy that disagrees is reported and rewritten, never
 //! obeyed. A run directory that holds a configuration but no checkpoint yet (a run stopped during
 //! its first steps) restarts from epoch 0 under `--resume`.
-use super::lock::{RunLock, LOCK_FILE};
+use super::lock::{hostname, utc_now_iso, RunLock, LOCK_FILE};
 use crate::checkpoint::{self, write_atomic};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
+use crate::data::fingerprint::{fingerprint, Fingerprint};
 use crate::error::{to_json_pretty, to_json_value, IoContext, Result};
 use crate::input_err;
 use std::path::{Path, PathBuf};
 
 /// The names of the files a run directory holds; no command writes an output over one of them.
-pub const RUN_FILES: &[&str] =
-    &["config.json", "log.csv", "last.safetensors", "best.safetensors", "split.json", LOCK_FILE];
+pub const RUN_FILES: &[&str] = &[
+    "config.json",
+    "log.csv",
+    "last.safetensors",
+    "best.safetensors",
+    "split.json",
+    METRICS_FILE,
+    EVENTS_FILE,
+    TEST_FILE,
+    LOCK_FILE,
+];
+
+/// One JSON object per log interval and per epoch (see `train::tracking`).
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// TensorBoard's event file of the run's scalars (the name TensorBoard looks for holds `tfevents`).
+pub const EVENTS_FILE: &str = "events.out.tfevents.convtrain";
+/// The best and last checkpoints scored on the test split when training finishes.
+pub const TEST_FILE: &str = "test.json";
 
 /// Files of a run directory.
 #[derive(Debug, Clone)]
@@ -40,9 +57,28 @@ impl RunDir {
     pub fn split(&self) -> PathBuf {
         self.dir.join("split.json")
     }
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join(METRICS_FILE)
+    }
+    pub fn events(&self) -> PathBuf {
+        self.dir.join(EVENTS_FILE)
+    }
+    pub fn test(&self) -> PathBuf {
+        self.dir.join(TEST_FILE)
+    }
     /// Files convtrain writes (what `--overwrite` removes; anything else is left alone).
     fn own_files(&self) -> Vec<PathBuf> {
-        vec![self.config(), self.log(), self.last(), self.best(), self.split(), self.dir.join("eval-best-test.json")]
+        vec![
+            self.config(),
+            self.log(),
+            self.last(),
+            self.best(),
+            self.split(),
+            self.metrics(),
+            self.events(),
+            self.test(),
+            self.dir.join("eval-best-test.json"),
+        ]
     }
 
     /// The whole `config.json` document: the configuration and the facts recorded beside it.
@@ -68,21 +104,10 @@ impl RunDir {
         )
     }
 
-    /// Rewrites `config.json` with `cfg` where it holds another configuration (or cannot be read),
-    /// keeping the facts recorded at the run's start, or `facts()` where they are unreadable.
-    pub fn rewrite_config(&self, cfg: &TrainConfig, facts: impl FnOnce() -> serde_json::Value) -> Result<()> {
-        let doc = self.read_config_document().ok();
-        if doc.as_ref().and_then(|d| d.get("config")) == Some(&to_json_value(cfg, "the run configuration")?) {
-            return Ok(());
-        }
-        let extra = match doc {
-            Some(serde_json::Value::Object(mut d)) => {
-                d.remove("config");
-                serde_json::Value::Object(d)
-            }
-            _ => facts(),
-        };
-        self.write_config(cfg, extra)
+    /// The data fingerprint recorded when the run started (`None` for runs of earlier versions).
+    pub fn recorded_fingerprint(&self) -> Option<Fingerprint> {
+        let doc = self.read_config_document().ok()?;
+        serde_json::from_value(doc.get("dataset")?.get("fingerprint")?.clone()).ok()
     }
 
     /// Removes the files convtrain writes (a start that failed before its first checkpoint).
@@ -95,11 +120,34 @@ impl RunDir {
         Ok(())
     }
 
-    /// Writes `config.json`: the resolved configuration plus `extra` facts about the run.
-    pub fn write_config(&self, cfg: &TrainConfig, extra: serde_json::Value) -> Result<()> {
-        let mut doc = serde_json::json!({ "config": cfg });
-        if let (serde_json::Value::Object(d), serde_json::Value::Object(e)) = (&mut doc, extra) {
-            d.extend(e);
+    /// Writes `config.json` with `cfg` as the run's configuration (current after a resume) and one more
+    /// entry in its `invocations` (time, command line, the settings `changes` changed), keeping the facts
+    /// recorded at the run's start, or `facts()` for a new run (or where they are unreadable).
+    pub fn record_invocation(
+        &self,
+        cfg: &TrainConfig,
+        changes: &serde_json::Map<String, serde_json::Value>,
+        facts: impl FnOnce() -> serde_json::Value,
+    ) -> Result<()> {
+        let mut doc = match self.read_config_document() {
+            Ok(serde_json::Value::Object(d)) => d,
+            _ => match facts() {
+                serde_json::Value::Object(f) => f,
+                _ => serde_json::Map::new(),
+            },
+        };
+        doc.insert("config".into(), to_json_value(cfg, "the run configuration")?);
+        let invocation = serde_json::json!({
+            "time": utc_now_iso(),
+            "command_line": std::env::args().collect::<Vec<_>>(),
+            "host": hostname(),
+            "changed": changes,
+        });
+        match doc.get_mut("invocations").and_then(|i| i.as_array_mut()) {
+            Some(list) => list.push(invocation),
+            None => {
+                doc.insert("invocations".into(), serde_json::Value::Array(vec![invocation]));
+            }
         }
         write_atomic(&self.config(), to_json_pretty(&doc, "the run configuration")?.as_bytes())
     }
@@ -115,6 +163,8 @@ pub struct StartOptions {
     pub init_from: Option<PathBuf>,
     /// The settings given as flags (a JSON object); on resume they override the run's configuration.
     pub flags: serde_json::Value,
+    /// On resume, let `epochs` change although the schedule depends on the total (cosine).
+    pub allow_schedule_change: bool,
 }
 
 /// A decided start: where the run lives, its effective configuration, and whether it resumes.
@@ -128,6 +178,8 @@ pub struct RunPlan {
     pub lock: RunLock,
     /// What the user should know about this start (a restart from epoch 0, an edited config.json).
     pub warnings: Vec<String>,
+    /// The settings a resume changed: key → `{"from": …, "to": …}`.
+    pub changes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `YYYYMMDD-hhmmss` in UTC, for default job ids.
@@ -270,10 +322,15 @@ fn plan_new(cfg: TrainConfig, run: RunDir, lock: RunLock, job: &str, opts: &Star
         ));
     }
     sweep_temp_files(&run.dir);
-    // The resolved configuration names the data by absolute path, so the run resumes from anywhere.
-    let mut cfg = cfg;
+    let cfg = new_run_config(cfg)?;
+    Ok(RunPlan { run, cfg, resuming: false, lock, warnings: Vec::new(), changes: serde_json::Map::new() })
+}
+
+/// The configuration a new run records: `cfg` with the data named by absolute path, so that the run
+/// resumes, and its `config.json` trains again, from any directory.
+pub fn new_run_config(mut cfg: TrainConfig) -> Result<TrainConfig> {
     cfg.data_dir = Some(std::path::absolute(cfg.data_dir()).at(&cfg.data_dir())?);
-    Ok(RunPlan { run, cfg, resuming: false, lock, warnings: Vec::new() })
+    Ok(cfg)
 }
 
 /// Continues the run in `run.dir` (locked): from its checkpoint, or from epoch 0 when it has a
@@ -331,7 +388,59 @@ fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunP
             RESUMABLE_OVERRIDES.join(", ")
         ));
     }
-    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings })
+    let mut changes = serde_json::Map::new();
+    for k in saved.differing_keys(&effective)? {
+        let (from, to) = (saved_json.get(&k).cloned(), effective_json.get(&k).cloned());
+        changes.insert(k, serde_json::json!({"from": from, "to": to}));
+    }
+    if changes.contains_key("epochs") && saved.schedule()?.depends_on_total() && !opts.allow_schedule_change {
+        return Err(input_err!(
+            "--resume {}: --epochs {} would change the {} schedule of a run of {} epochs: its lr at every step depends              on the total, so the epochs already trained would no longer follow the schedule the rest is trained              with (the lr would jump). Start a new run with --epochs {}, or pass --allow-schedule-change to stretch              the schedule from here on anyway.",
+            run.dir.display(),
+            effective.epochs,
+            saved.schedule,
+            saved.epochs,
+            effective.epochs
+        ));
+    }
+    if changes.contains_key("data_dir") {
+        check_same_data(&run, &saved, &effective, &mut warnings)?;
+    }
+    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings, changes })
+}
+
+/// A resume that reads the data from another directory: the data there must be the data the run
+/// started with (its fingerprint recorded in `config.json`).
+fn check_same_data(
+    run: &RunDir,
+    saved: &TrainConfig,
+    effective: &TrainConfig,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (old, new) = (saved.data_dir(), effective.data_dir());
+    if matches!((old.canonicalize(), new.canonicalize()), (Ok(a), Ok(b)) if a == b) {
+        return Ok(());
+    }
+    let Some(recorded) = run.recorded_fingerprint() else {
+        warnings.push(format!(
+            "--data-dir {}: the run recorded no fingerprint of its data (it started before convtrain kept one), so              that this is the data of {} is not checked.",
+            new.display(),
+            old.display()
+        ));
+        return Ok(());
+    };
+    let found = fingerprint(&new).map_err(|e| {
+        input_err!("--data-dir {}: cannot read the data there to check it is the run's ({e}).", new.display())
+    })?;
+    if found != recorded {
+        return Err(input_err!(
+            "--data-dir {}: not the data the run started with in {}: it holds {}. The data directory may move on              resume, the data may not; point --data-dir at a copy of the run's data, or start a new run.",
+            new.display(),
+            old.display(),
+            recorded.difference(&found)
+        ));
+    }
+    Ok(())
 }
 
 /// A configuration value for messages (absent: null).

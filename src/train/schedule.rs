@@ -109,6 +109,35 @@ impl Schedule {
         }
     }
 
+    /// Whether the lr of a step depends on the run's total length (cosine annealing over all steps):
+    /// changing `epochs` then bends the schedule of the epochs already trained. Multi-step and SGDR
+    /// (whose cycles are fixed lengths) do not.
+    pub fn depends_on_total(&self) -> bool {
+        matches!(self, Schedule::Cosine { .. })
+    }
+
+    /// A short description of the lr over a run of `epochs` epochs from `base` (for `--dry-run`).
+    pub fn describe(&self, base: f64, epochs: usize) -> String {
+        match self {
+            Schedule::Constant => format!("lr {base} throughout"),
+            Schedule::MultiStep { milestones, gammas } => {
+                let steps: Vec<String> =
+                    milestones.iter().zip(gammas).map(|(m, g)| format!("×{g} at epoch {m}")).collect();
+                if steps.is_empty() {
+                    format!("lr {base} throughout")
+                } else {
+                    steps.join(", ")
+                }
+            }
+            Schedule::Sgdr { t0, t_mult, lr_min } => {
+                format!("cosine cycles of {t0} epochs ×{t_mult} each restart, floor {lr_min}, updated per mini-batch")
+            }
+            Schedule::Cosine { lr_min } => {
+                format!("cosine from {base} to {lr_min} over {epochs} epochs, per mini-batch")
+            }
+        }
+    }
+
     /// True when momentum buffers must be cleared before the first step of `epoch` (a milestone).
     pub fn is_milestone(&self, epoch: usize) -> bool {
         matches!(self, Schedule::MultiStep { milestones, .. } if milestones.contains(&epoch))

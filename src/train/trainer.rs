@@ -6,7 +6,7 @@
 //! loader, and dropout from torch's RNG re-seeded from (seed, epoch, batch) before every mini-batch, so
 //! batch b of epoch e is the same computation whether or not the process was restarted before it.
 //! Checkpoints hold the weights, BN statistics, momentum buffers and the loop position.
-use super::evaluate::{evaluate, EvalResult};
+use super::evaluate::{evaluate, CheckpointScore, EvalResult, TestReport};
 use super::hooks::Hooks;
 use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
@@ -16,11 +16,14 @@ use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::run_dir::{create_run_dir, plan_run, RunDir, RunPlan, StartOptions};
 use super::schedule::{Position, Schedule};
 use super::setup::{input_geometry, save_split, setup_data, DataSetup};
+use super::tracking::{Covered, Tracker};
 use super::{derive_seed, parse_device, set_threads};
 use crate::checkpoint::{self, MOMENTUM_PREFIX};
 use crate::config::TrainConfig;
 use crate::data::{Batch, BatchLoader};
-use crate::error::{catch_torch, human_bytes, to_json, Error, Interruption, Result, StopSignal};
+use crate::error::{
+    catch_torch, human_bytes, to_json, to_json_pretty, Error, Interruption, IoContext, Result, StopSignal,
+};
 use crate::input_err;
 use crate::models::Model;
 use serde::{Deserialize, Serialize};
@@ -61,6 +64,8 @@ pub struct TrainOutcome {
     pub history: Vec<EpochRow>,
     /// Why a stop rule ended the run early, if one did.
     pub stopped_early: Option<String>,
+    /// The best and last checkpoints scored on the test split (`test.json`), when the run did so.
+    pub test: Option<TestReport>,
 }
 
 /// The parameters `cfg` excludes from weight decay: its `no_decay` names (else the architecture's) and,
@@ -197,6 +202,7 @@ pub struct Trainer {
     schedule: Schedule,
     state: TrainState,
     log: CsvLog,
+    tracker: Tracker,
     history: Vec<EpochRow>,
     hooks: Hooks,
     train_indices: Arc<Vec<i64>>,
@@ -211,7 +217,7 @@ impl Trainer {
     /// Plans the run (new or resumed), builds model, optimizer and data, restores a resumed run's
     /// state, and — for a new run, once everything is known to be good — creates its directory.
     pub fn start(cfg: TrainConfig, opts: &StartOptions, mut hooks: Hooks) -> Result<Trainer> {
-        let RunPlan { run, cfg, resuming, mut lock, warnings } = plan_run(cfg, opts)?;
+        let RunPlan { run, cfg, resuming, mut lock, warnings, changes } = plan_run(cfg, opts)?;
         warnings.iter().for_each(|w| hooks.observer.warning(w));
         if let Some(w) = cfg.threads.and_then(set_threads) {
             hooks.observer.warning(&w);
@@ -248,7 +254,7 @@ impl Trainer {
                 .map_or(cfg.epochs, |e| e as usize);
             check_state(&state, epochs, batches_per_epoch, &cfg, n_train)
                 .map_err(|e| input_err!("{}: {e}", last.display()))?;
-            run.rewrite_config(&cfg, || run_facts(&cfg, &model, device, &setup))?;
+            run.record_invocation(&cfg, &changes, || run_facts(&cfg, &model, device, &setup, None))?;
         } else {
             if let Some(src) = &opts.init_from {
                 model.load_checkpoint(&checkpoint::load(src)?)?;
@@ -261,9 +267,16 @@ impl Trainer {
             if let Some(split) = &setup.split {
                 save_split(&run.split(), split)?;
             }
-            run.write_config(&cfg, run_facts(&cfg, &model, device, &setup))?;
+            let data = crate::data::fingerprint::fingerprint(&cfg.data_dir())?;
+            run.record_invocation(&cfg, &changes, || run_facts(&cfg, &model, device, &setup, Some(data)))?;
         }
         let log = CsvLog::open(&run.log(), state.epoch)?;
+        // Test results stand only for a run that has finished: an extended one scores again at its end.
+        let tested = state.epoch >= cfg.epochs && run.test().is_file();
+        if !tested && run.test().is_file() {
+            std::fs::remove_file(run.test()).at(&run.test())?;
+        }
+        let tracker = Tracker::open(&run, Covered { steps: state.optimizer_steps, epochs: state.epoch, tested })?;
         let history = read_rows(&run.log())?;
         let train_indices = Arc::new(setup.train_indices.clone());
         let mut trainer = Trainer {
@@ -281,6 +294,7 @@ impl Trainer {
             schedule,
             state,
             log,
+            tracker,
             history,
             hooks,
             train_indices,
@@ -306,6 +320,7 @@ impl Trainer {
             self.device,
             tch::get_num_threads()
         )];
+        lines.push(format!("  {}", self.cfg.defaults_source()));
         for g in &self.sgd.groups {
             lines.push(format!(
                 "  parameter group {:<8} weight decay {:<8} {} tensors, {} parameters",
@@ -379,10 +394,23 @@ impl Trainer {
                 return Err(self.interrupted(format!("checkpoint written after epoch {}", self.state.epoch)));
             }
         }
+        let finished = stopped_early.is_some() || self.state.epoch >= self.cfg.epochs;
+        let test =
+            if finished && self.cfg.tests_at_end() && (self.state.epoch > epochs_before || !self.run.test().exists()) {
+                Some(self.test_at_end()?)
+            } else {
+                None
+            };
         let s = &self.state;
-        if s.epoch > epochs_before {
+        if s.epoch > epochs_before || test.is_some() {
+            let scored = test.as_ref().map_or(String::new(), |t| {
+                format!(
+                    "; test top-1 {:.2}% (best, epoch {}), {:.2}% (last, epoch {})",
+                    t.best.test.top1, t.best.epoch, t.last.test.top1, t.last.epoch
+                )
+            });
             self.hooks.observer.message(&format!(
-                "done: best validation top-1 {:.2}% at epoch {}; checkpoints in {}",
+                "done: best validation top-1 {:.2}% at epoch {}{scored}; checkpoints in {}",
                 s.best_val_top1,
                 s.best_epoch,
                 self.run.dir.display()
@@ -395,7 +423,36 @@ impl Trainer {
             last_val,
             history: self.history,
             stopped_early,
+            test,
         })
+    }
+
+    /// Scores the last weights (the model as trained) and the best checkpoint on the test split, and
+    /// writes `test.json` and the tracking records.
+    fn test_at_end(&mut self) -> Result<TestReport> {
+        let setup = setup_data(&self.cfg, Some(&self.run.split()), true, true)?;
+        let what = format!("scoring on the test split with batches of {} images", self.cfg.eval_batch_size);
+        let score = |model: &Model| {
+            catch_torch(&what, "Lower --eval-batch-size (it may change on resume).", || {
+                evaluate(model, &setup, self.cfg.eval_batch_size, None, self.device)
+            })
+        };
+        let (last_epoch, best_epoch) = (self.state.epoch, self.state.best_epoch);
+        let last_val = self.history.last().map_or(0.0, |r| r.val_top1);
+        let last = CheckpointScore { epoch: last_epoch, val_top1: last_val, test: score(&self.model)? };
+        let best = if best_epoch == last_epoch {
+            CheckpointScore { val_top1: self.state.best_val_top1, ..last }
+        } else {
+            self.model.load_checkpoint(&checkpoint::load(&self.run.best())?)?;
+            CheckpointScore { epoch: best_epoch, val_top1: self.state.best_val_top1, test: score(&self.model)? }
+        };
+        let report = TestReport { split: "test".into(), best, last };
+        let step = self.state.optimizer_steps;
+        for (which, s) in [("best", &report.best), ("last", &report.last)] {
+            self.tracker.test(step, which, s.epoch, s.test.loss, s.test.top1, s.test.top5)?;
+        }
+        checkpoint::write_atomic(&self.run.test(), to_json_pretty(&report, "the test results")?.as_bytes())?;
+        Ok(report)
     }
 
     /// The error that ends an interrupted run: where it stopped and how to continue.
@@ -476,13 +533,13 @@ impl Trainer {
         }
         let state = &mut self.state;
         state.train_seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
-        self.hooks.observer.batch_done(
-            state.batch,
-            state.loss_sum / state.seen.max(1) as f64,
-            100.0 * state.correct / state.seen.max(1) as f64,
-            *lr,
-            state.seen as f64 / state.train_seconds.max(1e-9),
-        );
+        let (loss, top1) =
+            (state.loss_sum / state.seen.max(1) as f64, 100.0 * state.correct / state.seen.max(1) as f64);
+        let images_per_second = state.seen as f64 / state.train_seconds.max(1e-9);
+        self.hooks.observer.batch_done(state.batch, loss, top1, *lr, images_per_second);
+        if state.batch == group_end && state.optimizer_steps.is_multiple_of(self.cfg.log_interval.max(1) as u64) {
+            self.tracker.step(state.optimizer_steps, epoch, state.batch, *lr, loss, top1, images_per_second)?;
+        }
         // Mid-epoch checkpoints happen only between optimizer steps (no half-accumulated gradients).
         if self.state.batch == group_end && self.state.batch < self.batches_per_epoch {
             let interrupted = self.hooks.interrupt.is_requested();
@@ -606,6 +663,7 @@ impl Trainer {
         self.hooks.observer.epoch_logged(&row);
         // Row first, then checkpoint: a crash in between leaves a row the resume cuts off again.
         self.log.append(&row)?;
+        self.tracker.epoch(state.optimizer_steps, &row)?;
         let finished = TrainState {
             epoch: epoch + 1,
             batch: 0,
@@ -647,19 +705,33 @@ impl Trainer {
     }
 }
 
-/// Facts about a new run written beside its configuration in `config.json`.
-fn run_facts(cfg: &TrainConfig, model: &Model, device: Device, setup: &DataSetup) -> serde_json::Value {
+/// Facts about a new run written beside its configuration in `config.json`: the model, the data (and
+/// the fingerprint a resume from another data directory is checked against) and the provenance.
+fn run_facts(
+    cfg: &TrainConfig,
+    model: &Model,
+    device: Device,
+    setup: &DataSetup,
+    data: Option<crate::data::fingerprint::Fingerprint>,
+) -> serde_json::Value {
     serde_json::json!({
         "model": model.config,
         "convtrain_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": env!("CONVTRAIN_GIT_COMMIT"),
         "libtorch_version": crate::LIBTORCH_VERSION,
+        "libtorch_cuda": env!("CONVTRAIN_CUDA_BUILD"),
+        "libtorch_cudnn": env!("CONVTRAIN_CUDNN_BUILD"),
+        "cuda_available": tch::Cuda::is_available(),
+        "cudnn_available": tch::Cuda::cudnn_is_available(),
+        "host": super::lock::hostname(),
+        "started": super::lock::utc_now_iso(),
         "device": format!("{device:?}"),
         "threads": tch::get_num_threads(),
         "seed": cfg.seed,
         "dataset": {
             "name": setup.info.name, "num_classes": setup.info.num_classes, "train_examples": setup.train_indices.len(),
             "val_examples": setup.eval_indices.len(), "val_from": if cfg.val_split > 0.0 { "train" } else { "test" },
-            "mean": setup.mean, "std": setup.std,
+            "mean": setup.mean, "std": setup.std, "fingerprint": data,
         },
         "parameters": model.num_parameters(),
     })

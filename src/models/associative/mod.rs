@@ -61,6 +61,7 @@ const fn csg(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_
         export: to_pytorch_names,
         materialize: Some(materialize),
         defaults: recipe,
+        recipe: RECIPE,
         prepare: Some(load_generator),
         report: Some(compression_report),
         ..Arch::new(name, FAMILY, about, build)
@@ -73,9 +74,13 @@ const fn org(name: &'static str, about: &'static str, recipe: fn(&str) -> serde_
         import: import_baseline,
         export: to_pytorch_names,
         defaults: recipe,
+        recipe: RECIPE,
         ..Arch::new(name, FAMILY, about, build)
     }
 }
+
+/// Where this family's `defaults` come from (named in the start-up log).
+const RECIPE: &str = "the associative-conv paper's training (associative.md §4)";
 
 pub const ARCHS: &[Arch] = &[
     csg(

@@ -36,6 +36,9 @@ use std::collections::BTreeMap;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+/// Where this family's `defaults` come from (named in the start-up log).
+const RECIPE: &str = "the DiracNet repository's train.py (diracnet.md §5)";
+
 pub const ARCHS: &[Arch] = &[
     Arch {
         import: from_authors_names,
@@ -45,6 +48,7 @@ pub const ARCHS: &[Arch] = &[
         },
         materialize: Some(materialize_config),
         defaults: recipe,
+        recipe: RECIPE,
         ..Arch::new(
             "diracnet",
             "diracnet",
@@ -55,6 +59,7 @@ pub const ARCHS: &[Arch] = &[
     Arch {
         import: from_folded_names,
         defaults: recipe,
+        recipe: RECIPE,
         ..Arch::new(
             "diracnet-folded",
             "diracnet",
@@ -549,7 +554,11 @@ mod tests {
                 };
                 assert!(close(&v[key], value), "{file}: {key}: {} vs {value}", v[key]);
             }
-            assert_eq!(v.as_object().unwrap().len(), want.as_object().unwrap().len() + 4, "{file}: extra keys");
+            assert_eq!(
+                v.as_object().unwrap().keys().filter(|k| *k != crate::recipes::RECIPE_KEY).count(),
+                want.as_object().unwrap().len() + 4,
+                "{file}: extra keys"
+            );
             assert_eq!(v["arch"], "diracnet");
             let (d, w) = (v["depth"].as_i64().unwrap(), v["width"].as_i64().unwrap());
             let stem = if dataset == "imagefolder" {

@@ -46,9 +46,13 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::Tensor;
 
+/// Where this family's `defaults` come from (named in the start-up log).
+const RECIPE: &str = "the VGG feature-amount sweep's main.py (vgg_features.md §3)";
+
 pub const ARCHS: &[Arch] = &[Arch {
     import: from_pytorch_names,
     defaults: recipe,
+    recipe: RECIPE,
     ..Arch::new(
         "vgg-features",
         "vgg_features",
