@@ -265,7 +265,7 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Only the rows whose id contains one of these comma-separated terms (`--list` shows the ids).
+    /// Only these rows: comma-separated terms, each a row's id or a part of ids (`--list` shows them).
     #[arg(long)]
     pub filter: Option<String>,
     /// Print the rows and what each measures, and exit.

@@ -96,24 +96,26 @@ pub fn all() -> Vec<Row> {
         model("vgg-features-1", "VGG features #1 (11 GMACs)", "", 2, json!({"arch": "vgg-features", "variant": 1})),
         model("vgg-features-193", "VGG features #193", "", 16, json!({"arch": "vgg-features", "variant": 193})),
     ];
-    for (dataset, id, label) in [
-        (Synthetic::Cifar, "pipeline-cifar", "CIFAR flip+crop"),
-        (Synthetic::Mnist, "pipeline-mnist", "MNIST rotate+crop"),
+    for (dataset, ids, labels) in [
+        (
+            Synthetic::Cifar,
+            ["pipeline-cifar", "pipeline-cifar-prefetch"],
+            ["CIFAR flip+crop, 1 thread", "CIFAR flip+crop, prefetched"],
+        ),
+        (
+            Synthetic::Mnist,
+            ["pipeline-mnist", "pipeline-mnist-prefetch"],
+            ["MNIST rotate+crop, 1 thread", "MNIST rotate+crop, prefetched"],
+        ),
     ] {
-        rows.push(Row {
-            id,
-            label,
-            note: "reference: per-image transforms, DataLoader(num_workers=0)",
-            kind: RowKind::Pipeline { dataset, prefetch: false },
-        });
-        let prefetched =
-            if dataset == Synthetic::Cifar { "pipeline-cifar-prefetch" } else { "pipeline-mnist-prefetch" };
-        rows.push(Row {
-            id: prefetched,
-            label,
-            note: "prefetching loader; reference: DataLoader(num_workers=2)",
-            kind: RowKind::Pipeline { dataset, prefetch: true },
-        });
+        for (prefetch, (id, label)) in [false, true].into_iter().zip(ids.into_iter().zip(labels)) {
+            let note = if prefetch {
+                "the loader's background thread; reference: DataLoader(num_workers=2)"
+            } else {
+                "reference: per-image transforms, DataLoader(num_workers=0)"
+            };
+            rows.push(Row { id, label, note, kind: RowKind::Pipeline { dataset, prefetch } });
+        }
     }
     rows.push(Row {
         id: "epoch-ccnn-toy",
@@ -128,17 +130,20 @@ pub fn all() -> Vec<Row> {
     rows
 }
 
-/// The rows whose id contains one of the comma-separated `filter` terms (all rows without a filter).
+/// The rows chosen by the comma-separated `filter` terms (all rows without a filter): a term that is a
+/// row's id picks that row, any other term every row whose id contains it.
 pub fn select(filter: Option<&str>) -> Result<Vec<Row>> {
     let rows = all();
     let Some(filter) = filter else { return Ok(rows) };
     let terms: Vec<&str> = filter.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
-    let chosen: Vec<Row> = rows.iter().filter(|r| terms.iter().any(|t| r.id.contains(t))).cloned().collect();
+    let exact = |t: &str| rows.iter().any(|r| r.id == t);
+    let picks = |r: &Row| terms.iter().any(|&t| if exact(t) { r.id == t } else { r.id.contains(t) });
+    let chosen: Vec<Row> = rows.iter().filter(|r| picks(r)).cloned().collect();
     if chosen.is_empty() {
         let ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
         return Err(input_err!(
-            "--filter '{filter}' matches no benchmark row (a row is chosen when its id contains one of the \
-             comma-separated terms). Rows: {}.",
+            "--filter '{filter}' matches no benchmark row (a comma-separated term picks the row of that id, or \
+             every row whose id contains it). Rows: {}.",
             ids.join(", ")
         ));
     }
@@ -168,6 +173,8 @@ mod tests {
     fn filter_terms_pick_rows_and_an_unmatched_filter_lists_them() {
         let picked: Vec<&str> = select(Some("wrn-16, tiny")).unwrap().iter().map(|r| r.id).collect();
         assert_eq!(picked, ["wrn-16-4", "swrn-16-4-2", "tiny-cnn"]);
+        let exact: Vec<&str> = select(Some("wrn-16-4")).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(exact, ["wrn-16-4"]);
         let e = select(Some("resnet9000")).unwrap_err().to_string();
         assert!(e.contains("--filter 'resnet9000'") && e.contains("csg-resnet56-org"), "{e}");
     }
