@@ -9,7 +9,7 @@ fn json_holds_every_chosen_row_with_its_measurements() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(
         dir.path(),
-        &["bench", "--filter", "tiny-cnn,pipeline-mnist", "--repeats", "2", "--steps", "1", "--batch", "2", "--json"],
+        &["bench", "--filter", "tiny-cnn,mnist", "--repeats", "2", "--steps", "1", "--batch", "2", "--json"],
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -42,7 +42,13 @@ fn the_pytorch_models_compute_what_convtrain_computes() {
         .expect("CONVTRAIN_TORCH_HOME is not set: run the tests through `bash scripts/test.sh` (README command 2)");
     let python = PathBuf::from(home).join("bin/python");
     let dir = tempfile::tempdir().unwrap();
-    let args = ["bench", "--against-pytorch", "--verify-only", "--filter", "swrn,ccnn-toy,diracnet-16,csg-resnet56"];
+    let args = [
+        "bench",
+        "--against-pytorch",
+        "--verify-only",
+        "--filter",
+        "swrn,ccnn,diracnet-16,csg-resnet56,csg-resnet56-org",
+    ];
     let mut args: Vec<&str> = args.to_vec();
     let python = python.display().to_string();
     args.extend(["--python", &python]);

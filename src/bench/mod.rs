@@ -76,10 +76,7 @@ impl Samples {
 
     /// Half the range of the values relative to their median, in percent: the table's `±`.
     pub fn spread_percent(&self) -> f64 {
-        let (lo, hi) = self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-        if self.values.is_empty() {
-            return f64::NAN;
-        }
+        let (lo, hi) = self.range();
         50.0 * (hi - lo) / self.median()
     }
 
@@ -88,7 +85,7 @@ impl Samples {
         Samples { values: self.values.iter().zip(&other.values).map(|(a, b)| a / b).collect() }
     }
 
-    /// Smallest and largest value.
+    /// Smallest and largest value (infinities when empty).
     pub fn range(&self) -> (f64, f64) {
         self.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)))
     }

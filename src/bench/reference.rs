@@ -69,20 +69,17 @@ impl Reference {
         std::fs::create_dir_all(&dir).at(&dir)?;
         let stderr_log = dir.join("reference.stderr");
         let stderr = std::fs::File::create(&stderr_log).at(&stderr_log)?;
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| {
-                input_err!(
-                    "--python {}: cannot start it ({e}). --against-pytorch needs the Python of the set-up \
+        let spawned =
+            Command::new(python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).spawn();
+        let mut child = spawned.map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            input_err!(
+                "--python {}: cannot start it ({e}). --against-pytorch needs the Python of the set-up \
                      environment (torch {}, numpy, safetensors): run scripts/setup.sh, or name another with --python.",
-                    python.display(),
-                    crate::LIBTORCH_VERSION
-                )
-            })?;
+                python.display(),
+                crate::LIBTORCH_VERSION
+            )
+        })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(internal_err!("the reference process has no pipes"));
         };
