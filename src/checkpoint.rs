@@ -23,6 +23,8 @@ pub const MOMENTUM_PREFIX: &str = "optimizer.momentum.";
 pub const FORMAT_PREFIX: &str = "convtrain-checkpoint-";
 /// The newest checkpoint format this build reads and the one it writes.
 pub const FORMAT_VERSION: u32 = 1;
+/// The metadata key of the format name ([`format_name`]).
+const FORMAT_KEY: &str = "format";
 const TENSOR_CRC: &str = "tensor_crc32";
 const METADATA_CRC: &str = "metadata_crc32";
 /// Largest safetensors header [`read_metadata`] accepts (a checkpoint's is a few kilobytes).
@@ -178,9 +180,18 @@ fn damaged(path: &Path, what: &str) -> crate::Error {
     )
 }
 
+/// Whether `key` is one of the keys convtrain reserves (`format` and the two checksum keys) with up to
+/// three bytes changed: what a few flipped bits make of it (a bit flip never changes the length).
+fn is_damaged_reserved_key(key: &str) -> bool {
+    [FORMAT_KEY, TENSOR_CRC, METADATA_CRC].iter().any(|reserved| {
+        let changed = key.bytes().zip(reserved.bytes()).filter(|(a, b)| a != b).count();
+        key.len() == reserved.len() && (1..=3).contains(&changed)
+    })
+}
+
 /// Checks the format version and the metadata checksum of a checkpoint's metadata.
 fn check_metadata(path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
-    if let Some(version) = metadata.get("format").and_then(|f| f.strip_prefix(FORMAT_PREFIX)) {
+    if let Some(version) = metadata.get(FORMAT_KEY).and_then(|f| f.strip_prefix(FORMAT_PREFIX)) {
         match version.parse::<u32>() {
             Ok(v) if (1..=FORMAT_VERSION).contains(&v) => {}
             _ => {
@@ -192,8 +203,12 @@ fn check_metadata(path: &Path, metadata: &HashMap<String, String>) -> Result<()>
             }
         }
     }
-    // Both checksums are written together: one without the other is a damaged key.
-    if metadata.contains_key(METADATA_CRC) != metadata.contains_key(TENSOR_CRC) {
+    // Both checksums are written together: one without the other is a damaged key, and so is a key
+    // a few flipped bits away from a reserved one (both checksum keys damaged would otherwise read
+    // as a file written without checksums).
+    if metadata.contains_key(METADATA_CRC) != metadata.contains_key(TENSOR_CRC)
+        || metadata.keys().any(|k| is_damaged_reserved_key(k))
+    {
         return Err(damaged(path, "its metadata"));
     }
     match metadata.get(METADATA_CRC) {
@@ -331,6 +346,25 @@ mod tests {
         for e in [load(&p).unwrap_err().to_string(), read_metadata(&p).unwrap_err().to_string()] {
             assert!(e.contains("metadata") && e.contains("checksum"), "{e}");
         }
+    }
+
+    #[test]
+    fn both_checksum_keys_damaged_is_damage_not_a_file_without_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = saved(dir.path(), &[]);
+        let mut edited = std::fs::read(&p).unwrap();
+        for (key, damaged_key) in
+            [("\"tensor_crc32\"", "\"tensor_crc22\""), ("\"metadata_crc32\"", "\"metadata_crc33\"")]
+        {
+            let at = edited.windows(key.len()).position(|w| w == key.as_bytes()).unwrap();
+            edited[at..at + key.len()].copy_from_slice(damaged_key.as_bytes());
+        }
+        std::fs::write(&p, &edited).unwrap();
+        for e in [load(&p).unwrap_err().to_string(), read_metadata(&p).unwrap_err().to_string()] {
+            assert!(e.contains("metadata") && e.contains("checksum"), "{e}");
+        }
+        assert!(is_damaged_reserved_key("formbt") && !is_damaged_reserved_key("format"));
+        assert!(!is_damaged_reserved_key("arch") && !is_damaged_reserved_key("tensor_crc32_extra"));
     }
 
     #[test]

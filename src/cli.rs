@@ -30,6 +30,8 @@ pub enum Command {
     Info,
     /// Rewrite a checkpoint for other code: the original PyTorch names, or a plain model (SWRN → WRN).
     Export(ExportArgs),
+    /// Speed of the training step, evaluation and data pipeline on a fixed list of models, optionally side by side with PyTorch eager.
+    Bench(BenchArgs),
     /// Pictures of runs and models.
     Visualize {
         #[command(subcommand)]
@@ -294,6 +296,48 @@ pub struct ExportArgs {
     pub checkpoint: PathBuf,
     /// The file to write.
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Only these rows: comma-separated terms, each a row's id or a part of ids (`--list` shows them).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Print the rows and what each measures, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Print the results as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// libtorch intra-op threads, both sides (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Repeats of every measurement (the table shows the median and the spread).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Timed steps per repeat, after one warm-up step.
+    #[arg(long, default_value_t = 2)]
+    pub steps: usize,
+    /// Batch size of every model row (default: each row's own, listed by --list).
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// Also measure the same rows in PyTorch eager (scripts/bench/torch_reference.py), interleaved, and print
+    /// the convtrain/PyTorch ratios; every model is first checked to compute the same logits on shared weights.
+    #[arg(long)]
+    pub against_pytorch: bool,
+    /// With --against-pytorch: only check that both sides compute the same thing (parameter count, eval logits on
+    /// shared weights) for every chosen model row; nothing is timed.
+    #[arg(long, requires = "against_pytorch")]
+    pub verify_only: bool,
+    /// The Python of --against-pytorch (default: $CONVTRAIN_TORCH_HOME/bin/python, else the set-up's environment).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The PyTorch side's script (default: scripts/bench/torch_reference.py of the source tree).
+    #[arg(long)]
+    pub reference_script: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Args, Serialize)]

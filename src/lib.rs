@@ -5,6 +5,7 @@
 //! beside them, one registry) above them, `config` and `train` (optimizer, schedules, run directory,
 //! trainer and its hooks) above those, `visualize`, and `commands` — thin over everything, the only
 //! place that joins the layers — with `cli` holding the clap definitions.
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;

@@ -1,5 +1,6 @@
 //! The subcommands: the only place that joins the layers (configuration, data, models, training,
 //! visualisation) into what a user runs. Each file is one command, thin over the library.
+pub mod bench;
 pub mod evaluate;
 pub mod export;
 pub mod info;
@@ -34,6 +35,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Export(a) => export::run(&a),
         Command::Recipes { format } => recipes::run(format),
         Command::Table(a) => table::run(&a),
+        Command::Bench(a) => bench::run(&a),
         Command::Visualize { target } => visualize::run(target),
         Command::Sweep { target } => sweep::run(target),
         Command::Completions { shell } => {

@@ -7,6 +7,7 @@ pub mod checkered_names;
 pub mod densenet;
 pub mod diracnet;
 pub mod export;
+pub mod kernel_cache;
 pub mod layers;
 pub mod mnist_toy;
 pub mod options;

@@ -33,6 +33,7 @@
 //! // One bank (3·10·10·3·3) + three coefficient vectors + conv1: templates are stored once.
 //! assert_eq!(vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>(), 2700 + 9 + 100);
 //! ```
+use super::kernel_cache::KernelCache;
 use super::layers::{kaiming_normal, path_name, ConvSpec, Grid};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
@@ -76,7 +77,9 @@ pub fn mix(templates: &Tensor, coefficients: &Tensor) -> Tensor {
 }
 
 /// A convolution without bias whose kernel is recomputed from a [`TemplateBank`] on every forward
-/// pass, so that gradients reach both its coefficients and the templates (swrn.md §2, layers.py:18-27).
+/// pass with gradients, so that they reach both its coefficients and the templates (swrn.md §2,
+/// layers.py:18-27); without gradients (evaluation) it is computed once while neither changes
+/// ([`KernelCache`]).
 #[derive(Debug)]
 pub struct SConv2d {
     /// This layer's α: a trainable variable `<path>.coefficients` of shape (k,1,1,1,1).
@@ -84,6 +87,7 @@ pub struct SConv2d {
     templates: Tensor,
     spec: ConvSpec,
     name: String,
+    cache: KernelCache,
 }
 
 impl SConv2d {
@@ -111,6 +115,7 @@ impl SConv2d {
             templates: bank.templates.shallow_clone(),
             spec: ConvSpec::new(kernel_size).stride(stride).padding(padding),
             name: path_name(p),
+            cache: KernelCache::default(),
         }
     }
 
@@ -128,7 +133,8 @@ impl SConv2d {
 
 impl nn::Module for SConv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.spec.grid.conv2d(&self.name, xs, &self.weight(), None, &self.spec)
+        let weight = self.cache.kernel(&[&self.templates, &self.coefficients], || self.weight());
+        self.spec.grid.conv2d(&self.name, xs, &weight, None, &self.spec)
     }
 }
 

@@ -71,6 +71,18 @@ pub fn available_bytes() -> Option<u64> {
     Some(free)
 }
 
+/// Peak resident memory of this process (`VmHWM`), since it started or since the last
+/// [`reset_peak_rss`]. `None` where the system does not say (not Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    meminfo(&read("/proc/self/status")?, "VmHWM:")
+}
+
+/// Restarts [`peak_rss_bytes`] from the current resident memory (`clear_refs` 5, Linux 4.0 and later),
+/// so that the peak of one part of a run can be read; `false` where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// While alive, the address space is capped as the module says; dropping it restores the limit.
 #[derive(Debug)]
 pub struct MemoryCeiling {
@@ -110,5 +122,14 @@ mod tests {
         assert_eq!(meminfo(text, "MemAvailable:"), Some(1_024_000));
         assert_eq!(meminfo(text, "SwapFree:"), None);
         assert!(available_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn peak_rss_counts_touched_pages_and_can_be_restarted() {
+        let touched = vec![1u8; 64 << 20];
+        assert!(peak_rss_bytes().unwrap() >= 64 << 20, "{:?}", peak_rss_bytes());
+        drop(std::hint::black_box(touched));
+        assert!(reset_peak_rss());
+        assert!(peak_rss_bytes().unwrap() > 0);
     }
 }

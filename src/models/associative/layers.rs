@@ -25,6 +25,7 @@
 //! ```
 use crate::error::Result;
 use crate::input_err;
+use crate::models::kernel_cache::KernelCache;
 use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, Conv2d, ConvSpec};
 use tch::nn::{self, Init, Module};
 use tch::Tensor;
@@ -163,7 +164,8 @@ impl Clone for SliceGenerator {
 }
 
 /// A convolution without bias whose k×k kernel the shared [`SliceGenerator`] assembles from the
-/// layer's own code matrix on every forward pass, in training and evaluation alike (§2.4, §6.13).
+/// layer's own code matrix on every forward pass with gradients (§2.4, §6.13); without gradients
+/// (evaluation) once while neither the generator nor the codes change ([`KernelCache`]).
 /// The convolution runs through the layer's grid (dense or checkered) and is traced under the codes'
 /// name.
 #[derive(Debug)]
@@ -177,6 +179,7 @@ pub struct GeneratedConv2d {
     pub spec: ConvSpec,
     /// The trace name: the codes' variable name.
     name: String,
+    cache: KernelCache,
 }
 
 impl GeneratedConv2d {
@@ -211,7 +214,8 @@ impl GeneratedConv2d {
         let rows = slice.num_slices(in_channels, out_channels);
         let codes = p.f_var(code_name, &[rows, generator.code_size], code_init)?;
         let name = format!("{}.{code_name}", path_name(p));
-        Ok(GeneratedConv2d { codes, generator: generator.clone(), in_channels, out_channels, spec, name })
+        let cache = KernelCache::default();
+        Ok(GeneratedConv2d { codes, generator: generator.clone(), in_channels, out_channels, spec, name, cache })
     }
 
     /// The current kernel, [C_out, C_in, k, k].
@@ -222,7 +226,8 @@ impl GeneratedConv2d {
 
 impl Module for GeneratedConv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.spec.grid.conv2d(&self.name, xs, &self.kernel(), None, &self.spec)
+        let kernel = self.cache.kernel(&[&self.generator.weight, &self.codes], || self.kernel());
+        self.spec.grid.conv2d(&self.name, xs, &kernel, None, &self.spec)
     }
 }
 
