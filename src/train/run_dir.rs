@@ -395,7 +395,10 @@ fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunP
     }
     if changes.contains_key("epochs") && saved.schedule()?.depends_on_total() && !opts.allow_schedule_change {
         return Err(input_err!(
-            "--resume {}: --epochs {} would change the {} schedule of a run of {} epochs: its lr at every step depends              on the total, so the epochs already trained would no longer follow the schedule the rest is trained              with (the lr would jump). Start a new run with --epochs {}, or pass --allow-schedule-change to stretch              the schedule from here on anyway.",
+            "--resume {}: --epochs {} would change the {} schedule of a run of {} epochs: its lr at every step depends \
+             on the total, so the epochs already trained would no longer follow the schedule the rest is trained \
+             with (the lr would jump). Start a new run with --epochs {}, or pass --allow-schedule-change to stretch \
+             the schedule from here on anyway.",
             run.dir.display(),
             effective.epochs,
             saved.schedule,
@@ -423,7 +426,8 @@ fn check_same_data(
     }
     let Some(recorded) = run.recorded_fingerprint() else {
         warnings.push(format!(
-            "--data-dir {}: the run recorded no fingerprint of its data (it started before convtrain kept one), so              that this is the data of {} is not checked.",
+            "--data-dir {}: the run recorded no fingerprint of its data (it started before convtrain kept one), so \
+             that this is the data of {} is not checked.",
             new.display(),
             old.display()
         ));
@@ -434,7 +438,8 @@ fn check_same_data(
     })?;
     if found != recorded {
         return Err(input_err!(
-            "--data-dir {}: not the data the run started with in {}: it holds {}. The data directory may move on              resume, the data may not; point --data-dir at a copy of the run's data, or start a new run.",
+            "--data-dir {}: not the data the run started with in {}: it holds {}. The data directory may move on \
+             resume, the data may not; point --data-dir at a copy of the run's data, or start a new run.",
             new.display(),
             old.display(),
             recorded.difference(&found)

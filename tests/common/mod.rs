@@ -36,6 +36,8 @@ pub fn assert_input_error(o: &Output, needles: &[&str]) {
         stdout(o)
     );
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic in stderr:\n{err}");
+    // One paragraph: a run of spaces is a string continuation that lost its `\`.
+    assert!(!err.contains("   "), "a run of spaces in the message:\n{err}");
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
