@@ -124,7 +124,7 @@ impl Reference {
         reply[key].as_f64().ok_or_else(|| internal_err!("the PyTorch reference's reply {reply} has no number '{key}'"))
     }
 
-    /// Builds the row `description` (see [`super::model_rows::ModelBench::export_for_reference`]) in
+    /// Builds the row `description` (as `ModelBench::export_for_reference` writes it) in
     /// PyTorch and compares it with convtrain's.
     pub fn load_model(&mut self, description: &serde_json::Value, expected_parameters: i64) -> Result<Agreement> {
         let reply = self.call(serde_json::json!({"cmd": "model", "row": description}))?;
