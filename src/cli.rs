@@ -553,7 +553,7 @@ pub struct TrainArgs {
     /// exit; nothing is written.
     #[arg(long)]
     pub dry_run: bool,
-    /// On resume, allow --epochs to change the total of a schedule that depends on it (cosine, SGDR).
+    /// On resume, allow an --epochs the schedule refuses (any change of cosine, an SGDR end mid-cycle).
     #[arg(long)]
     pub allow_schedule_change: bool,
     #[command(flatten)]

@@ -135,6 +135,24 @@ fn resume_refuses_a_stretched_cosine_and_other_data_but_follows_moved_data() {
 }
 
 #[test]
+fn resume_extends_sgdr_by_whole_cycles_only() {
+    let d = quick_dir();
+    let sgdr = ["--schedule", "sgdr", "--sgdr-t0", "1", "--sgdr-t-mult", "2", "--val-split", "0"];
+    let o = run(d.path(), &quick_args("s", "1", &[&sgdr[..], &["--limit-train-batches", "4"]].concat()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Restarts at epochs 1, 3, 7: a run of 2 epochs would stop half-way through the second cycle.
+    let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "2"]);
+    assert_input_error(
+        &o,
+        &["--epochs 2", "from epoch 1 to epoch 3", "--epochs 1 or --epochs 3", "--allow-schedule-change"],
+    );
+    assert_eq!(json(&d.path().join("runs/s/config.json"))["config"]["epochs"], 1, "a refused resume writes nothing");
+    let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(logged_epochs(&d.path().join("runs/s")), 3);
+}
+
+#[test]
 fn a_seed_grid_becomes_a_paper_table() {
     let d = quick_dir();
     let mut args = vec!["sweep", "grid", "--arch", "wrn", "--depth", "10", "--width", "1", "--dataset", "mnist"];

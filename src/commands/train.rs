@@ -1,7 +1,7 @@
 //! `convtrain train`: resolve the configuration, install the stop signals and (on the CPU) the memory
 //! ceiling, train with console output; `--print-config` and `--dry-run` stop before anything is written.
 use crate::cli::{self, TrainArgs};
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{to_json_pretty, Result};
 use crate::input_err;
 use crate::models::summary::{summarize, thousands};
@@ -17,10 +17,10 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         if resume != Path::new("auto") {
             return Err(input_err!(
                 "--config {} has no effect with --resume {}: a resumed run keeps the configuration its checkpoint \
-                 holds (only --epochs, --device, --threads, --data-dir and the logging and checkpoint intervals may \
-                 change). Drop --config, or start a new run with it.",
+                 holds (only {} may change). Drop --config, or start a new run with it.",
                 config.display(),
-                resume.display()
+                resume.display(),
+                RESUMABLE_OVERRIDES.join(", ")
             ));
         }
     }

@@ -163,7 +163,7 @@ pub struct StartOptions {
     pub init_from: Option<PathBuf>,
     /// The settings given as flags (a JSON object); on resume they override the run's configuration.
     pub flags: serde_json::Value,
-    /// On resume, let `epochs` change although the schedule depends on the total (cosine).
+    /// On resume, let `epochs` change where the schedule refuses it (cosine; SGDR ending mid-cycle).
     pub allow_schedule_change: bool,
 }
 
@@ -393,7 +393,21 @@ fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunP
         let (from, to) = (saved_json.get(&k).cloned(), effective_json.get(&k).cloned());
         changes.insert(k, serde_json::json!({"from": from, "to": to}));
     }
-    if changes.contains_key("epochs") && saved.schedule()?.depends_on_total() && !opts.allow_schedule_change {
+    if changes.contains_key("epochs") && !opts.allow_schedule_change {
+        check_new_total(&run, &saved, &effective)?;
+    }
+    if changes.contains_key("data_dir") {
+        check_same_data(&run, &saved, &effective, &mut warnings)?;
+    }
+    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings, changes })
+}
+
+/// A resume that changes `epochs`: refused where the schedule would not be the one the run was trained
+/// with (cosine: the lr of every step depends on the total) or would stop in the middle of an SGDR
+/// cycle; multi-step schedules and SGDR extended by whole cycles change freely.
+fn check_new_total(run: &RunDir, saved: &TrainConfig, effective: &TrainConfig) -> Result<()> {
+    let schedule = saved.schedule()?;
+    if schedule.depends_on_total() {
         return Err(input_err!(
             "--resume {}: --epochs {} would change the {} schedule of a run of {} epochs: its lr at every step depends \
              on the total, so the epochs already trained would no longer follow the schedule the rest is trained \
@@ -406,10 +420,39 @@ fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunP
             effective.epochs
         ));
     }
-    if changes.contains_key("data_dir") {
-        check_same_data(&run, &saved, &effective, &mut warnings)?;
+    let Some(cycle) = schedule.unfinished_cycle(saved.lr, effective.epochs) else { return Ok(()) };
+    let whole = if cycle.restart_before > 0 {
+        format!("--epochs {} or --epochs {} end", cycle.restart_before, cycle.restart_after)
+    } else {
+        format!("--epochs {} ends", cycle.restart_after)
+    };
+    Err(input_err!(
+        "--resume {}: --epochs {} would stop the SGDR schedule (cycles of {} epochs, ×{} at each restart) in the \
+         middle of the cycle from epoch {} to epoch {}, at lr {} instead of the cycle's floor {}. SGDR extends by \
+         whole cycles: {whole} on a restart. Pass --allow-schedule-change to stop mid-cycle anyway.",
+        run.dir.display(),
+        effective.epochs,
+        saved.sgdr_t0,
+        saved.sgdr_t_mult,
+        cycle.restart_before,
+        cycle.restart_after,
+        three_digits(cycle.end_lr),
+        three_digits(cycle.lr_min)
+    ))
+}
+
+/// `x` to three significant digits, without trailing zeros (0.00521, 1e-5 as 0.00001).
+fn three_digits(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
     }
-    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings, changes })
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// A resume that reads the data from another directory: the data there must be the data the run
@@ -553,5 +596,14 @@ mod tests {
         for ok in ["run/eval.json", "other.safetensors", "nowhere/last.safetensors", "last.safetensors"] {
             refuse_run_file(&root.path().join(ok), "--out").unwrap();
         }
+    }
+
+    #[test]
+    fn numbers_in_messages_keep_three_significant_digits() {
+        assert_eq!(three_digits(0.0052091), "0.00521");
+        assert_eq!(three_digits(1e-5), "0.00001");
+        assert_eq!(three_digits(0.1), "0.1");
+        assert_eq!(three_digits(123.456), "123");
+        assert_eq!(three_digits(0.0), "0");
     }
 }

@@ -29,6 +29,19 @@ pub enum Schedule {
     },
 }
 
+/// An SGDR run that stops inside a cycle (see [`Schedule::unfinished_cycle`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnfinishedCycle {
+    /// The epoch the cycle started at (0, or the end of the cycle before).
+    pub restart_before: usize,
+    /// The epoch the cycle ends at: the next total of whole cycles.
+    pub restart_after: usize,
+    /// The lr at the end of the run's last epoch.
+    pub end_lr: f64,
+    /// The floor a whole cycle ends at.
+    pub lr_min: f64,
+}
+
 /// Where an optimizer step sits in training.
 #[derive(Debug, Clone, Copy)]
 pub struct Position {
@@ -114,6 +127,26 @@ impl Schedule {
     /// (whose cycles are fixed lengths) do not.
     pub fn depends_on_total(&self) -> bool {
         matches!(self, Schedule::Cosine { .. })
+    }
+
+    /// For SGDR, where a run of `epochs` epochs stops when that is inside a cycle rather than on a
+    /// restart (whole cycles: with t0 10 and t_mult 2, runs of 10, 30, 70, 150, … epochs end on one):
+    /// the restarts around it and the lr the run ends at (from `base`, at the end of its last epoch).
+    /// `None` for a run of whole cycles, and for schedules without cycles.
+    pub fn unfinished_cycle(&self, base: f64, epochs: usize) -> Option<UnfinishedCycle> {
+        let Schedule::Sgdr { t0, t_mult, lr_min } = *self else { return None };
+        let (mut from, mut len) = (0usize, t0);
+        while from.saturating_add(len) < epochs {
+            from += len;
+            len = len.saturating_mul(t_mult);
+        }
+        let to = from.saturating_add(len);
+        (to != epochs).then(|| UnfinishedCycle {
+            restart_before: from,
+            restart_after: to,
+            end_lr: lr_min + 0.5 * (base - lr_min) * (1.0 + (PI * (epochs - from) as f64 / len as f64).cos()),
+            lr_min,
+        })
     }
 
     /// A short description of the lr over a run of `epochs` epochs from `base` (for `--dry-run`).
@@ -205,6 +238,32 @@ mod tests {
             let got = s.lr(0.01, pos(e, b, 391, 390));
             assert!((got - want).abs() < tol, "epoch {e} batch {b}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn sgdr_runs_of_whole_cycles_end_on_a_restart() {
+        let s = Schedule::Sgdr { t0: 10, t_mult: 2, lr_min: 1e-5 };
+        for whole in [10, 30, 70, 150, 310] {
+            assert_eq!(s.unfinished_cycle(0.01, whole), None, "{whole}");
+        }
+        let c = s.unfinished_cycle(0.01, 50).unwrap();
+        assert_eq!((c.restart_before, c.restart_after), (30, 70));
+        // Half-way through the 40-epoch cycle: the mean of base and floor.
+        assert!((c.end_lr - (0.01 + 1e-5) / 2.0).abs() < 1e-12, "{c:?}");
+        let c = s.unfinished_cycle(0.01, 5).unwrap();
+        assert_eq!((c.restart_before, c.restart_after), (0, 10));
+        let c = s.unfinished_cycle(0.01, 31).unwrap();
+        assert_eq!((c.restart_before, c.restart_after), (30, 70));
+        assert!(c.end_lr > 0.0099, "one epoch into a cycle the lr is near the base: {c:?}");
+        // The end-of-run lr agrees with the schedule's last step (one full batch per epoch).
+        let last = Position { epoch: 49, batch: 2, batches_per_epoch: 2, full_batches_per_epoch: 2, total_epochs: 50 };
+        assert!((s.lr(0.01, last) - s.unfinished_cycle(0.01, 50).unwrap().end_lr).abs() < 1e-12);
+        // Fixed-length cycles: every multiple of t0 is a restart.
+        let flat = Schedule::Sgdr { t0: 4, t_mult: 1, lr_min: 0.0 };
+        assert_eq!(flat.unfinished_cycle(0.1, 12), None);
+        assert_eq!(flat.unfinished_cycle(0.1, 13).map(|c| (c.restart_before, c.restart_after)), Some((12, 16)));
+        let other = [Schedule::Cosine { lr_min: 0.0 }, Schedule::Constant];
+        assert!(other.iter().all(|s| s.unfinished_cycle(0.1, 7).is_none()));
     }
 
     #[test]
