@@ -546,11 +546,12 @@ pub struct TrainArgs {
     /// Any setting, key=value (value read as JSON where it parses: --set milestones=[30,60]); repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Print the resolved configuration (a file --config accepts) and exit; nothing is written.
+    /// Print the resolved configuration (a file --config accepts; with --resume, the one the resumed run
+    /// would use) and exit; nothing is written.
     #[arg(long, conflicts_with = "dry_run")]
     pub print_config: bool,
     /// Resolve the configuration, build the model and open the data (counts, parameter groups, MACs), then
-    /// exit; nothing is written.
+    /// exit; nothing is written (with --resume: where the run continues and what changes).
     #[arg(long)]
     pub dry_run: bool,
     /// On resume, allow an --epochs the schedule refuses (any change of cosine, an SGDR end mid-cycle).

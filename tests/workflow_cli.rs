@@ -134,22 +134,67 @@ fn resume_refuses_a_stretched_cosine_and_other_data_but_follows_moved_data() {
     assert_eq!(json(&d.path().join("runs/c/config.json"))["config"]["epochs"], 2, "a refused resume writes nothing");
 }
 
+/// Every file of a directory tree with its bytes.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(snapshot(&p));
+        } else {
+            files.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
 #[test]
-fn resume_extends_sgdr_by_whole_cycles_only() {
+fn resume_extends_sgdr_by_whole_cycles_and_previews_without_writing() {
     let d = quick_dir();
     let sgdr = ["--schedule", "sgdr", "--sgdr-t0", "1", "--sgdr-t-mult", "2", "--val-split", "0"];
     let o = run(d.path(), &quick_args("s", "1", &[&sgdr[..], &["--limit-train-batches", "4"]].concat()));
     assert!(o.status.success(), "{}", stderr(&o));
+    let s = d.path().join("runs/s");
     // Restarts at epochs 1, 3, 7: a run of 2 epochs would stop half-way through the second cycle.
     let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "2"]);
     assert_input_error(
         &o,
         &["--epochs 2", "from epoch 1 to epoch 3", "--epochs 1 or --epochs 3", "--allow-schedule-change"],
     );
-    assert_eq!(json(&d.path().join("runs/s/config.json"))["config"]["epochs"], 1, "a refused resume writes nothing");
+    // --print-config and --dry-run preview the resume with the same refusals, taking no lock (they run
+    // beside a holder of it) and writing nothing (not even the lock file's holder, as a resume does).
+    let before = snapshot(&s);
+    for preview in ["--print-config", "--dry-run"] {
+        let refused = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "2", preview]);
+        assert_input_error(&refused, &[]);
+        assert_eq!(stderr(&refused), stderr(&o), "{preview}");
+    }
+    assert_input_error(
+        &run(d.path(), &["train", "--resume", "runs/s", "--lr", "0.5", "--print-config"]),
+        &["cannot change lr"],
+    );
+    let lock = std::fs::File::open(s.join(".lock")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "3", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut saved = json(&s.join("config.json"))["config"].clone();
+    saved["epochs"] = 3.into();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), saved);
+    let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "3", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for needle in ["MACs per image", "resumes at epoch 2 batch 0 of 3 epochs; changes epochs 1 → 3", "400 train / 100"]
+    {
+        assert!(stdout(&o).contains(needle), "{needle}: {}", stdout(&o));
+    }
+    drop(lock);
+    let after = snapshot(&s);
+    let changed: Vec<_> = after.iter().filter(|f| !before.contains(f)).map(|f| &f.0).collect();
+    assert!(after.len() == before.len() && changed.is_empty(), "the previews changed {changed:?}");
     let o = run(d.path(), &["train", "--resume", "runs/s", "--epochs", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(logged_epochs(&d.path().join("runs/s")), 3);
+    assert_eq!(logged_epochs(&s), 3);
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! `convtrain train`: resolve the configuration, install the stop signals and (on the CPU) the memory
 //! ceiling, train with console output; `--print-config` and `--dry-run` stop before anything is written.
+use crate::checkpoint;
 use crate::cli::{self, TrainArgs};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{to_json_pretty, Result};
 use crate::input_err;
 use crate::models::summary::{summarize, thousands};
-use crate::train::hooks::{Hooks, Interrupt};
+use crate::train::hooks::{ConsoleObserver, Hooks, Interrupt, Observer};
 use crate::train::memory::MemoryCeiling;
-use crate::train::run_dir::{new_run_config, StartOptions};
+use crate::train::run_dir::{new_run_config, preview_run, RunPlan, StartOptions};
 use crate::train::setup::setup_data;
+use crate::train::trainer::TrainState;
 use crate::train::{parse_device, trainer};
 use std::path::Path;
 
@@ -25,20 +27,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
     }
     let (cfg, flags) = cli::train_config(a)?;
-    if a.print_config || a.dry_run {
-        if let Some(r) = &a.resume {
-            return Err(input_err!(
-                "--{} describes a new run; the configuration of the run --resume {} continues is in its config.json.",
-                if a.print_config { "print-config" } else { "dry-run" },
-                r.display()
-            ));
-        }
-        let cfg = new_run_config(cfg)?;
-        return if a.print_config { print_config(&cfg) } else { dry_run(&cfg) };
-    }
-    let interrupt = Interrupt::new();
-    let _signals = interrupt.install_signal_handlers()?;
-    let _ceiling = if parse_device(&cfg.device)?.is_cuda() { None } else { MemoryCeiling::install() };
     let opts = StartOptions {
         resume: a.resume.clone(),
         overwrite: a.overwrite,
@@ -46,6 +34,25 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         flags,
         allow_schedule_change: a.allow_schedule_change,
     };
+    if a.print_config || a.dry_run {
+        // A resume is previewed with the checks of a real one (refusals included), without its lock.
+        let resumed = match &a.resume {
+            Some(_) => Some(preview_run(cfg.clone(), &opts)?),
+            None => None,
+        };
+        let cfg = match &resumed {
+            Some(plan) => {
+                let mut console = ConsoleObserver::new(cfg.log_interval);
+                plan.warnings.iter().for_each(|w| console.warning(w));
+                plan.cfg.clone()
+            }
+            None => new_run_config(cfg)?,
+        };
+        return if a.print_config { print_config(&cfg) } else { dry_run(&cfg, resumed.as_ref()) };
+    }
+    let interrupt = Interrupt::new();
+    let _signals = interrupt.install_signal_handlers()?;
+    let _ceiling = if parse_device(&cfg.device)?.is_cuda() { None } else { MemoryCeiling::install() };
     let hooks = Hooks::console(cfg.log_interval, interrupt);
     trainer::train(cfg, &opts, hooks).map(|_| ())
 }
@@ -56,11 +63,15 @@ fn print_config(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// What a run of `cfg` would train on and with, from the model and the data themselves.
-fn dry_run(cfg: &TrainConfig) -> Result<()> {
+/// What a run of `cfg` would train on and with, from the model and the data themselves; `resumed`:
+/// the plan of the run a `--resume` would continue (its saved split is used).
+fn dry_run(cfg: &TrainConfig, resumed: Option<&RunPlan>) -> Result<()> {
     let device = parse_device(&cfg.device)?;
     let model = trainer::build_model(cfg, device)?;
-    let setup = setup_data(cfg, None, false, false)?;
+    let setup = match resumed {
+        Some(plan) => setup_data(cfg, Some(&plan.run.split()), plan.resuming, false)?,
+        None => setup_data(cfg, None, false, false)?,
+    };
     let sgd = trainer::optimizer(cfg, &model);
     let summary = summarize(&trainer::build_model(cfg, tch::Device::Cpu)?, Vec::new());
     let mc = &model.config;
@@ -106,7 +117,37 @@ fn dry_run(cfg: &TrainConfig) -> Result<()> {
         lr.describe(cfg.lr, cfg.epochs),
         cfg.seed
     );
-    let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-<time>", cfg.arch, cfg.dataset));
-    println!("run directory: {}", cfg.runs_dir.join(job).display());
+    match resumed {
+        Some(plan) => println!("run directory: {} ({})", plan.run.dir.display(), continuation(plan, cfg)?),
+        None => {
+            let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-<time>", cfg.arch, cfg.dataset));
+            println!("run directory: {}", cfg.runs_dir.join(job).display());
+        }
+    }
     Ok(())
+}
+
+/// How a previewed `--resume` continues: where, to which epoch, changing what.
+fn continuation(plan: &RunPlan, cfg: &TrainConfig) -> Result<String> {
+    let position = if !plan.resuming && plan.run.config().is_file() {
+        "restarts from epoch 1: it stopped before its first checkpoint".to_string()
+    } else if !plan.resuming {
+        "a new run".to_string()
+    } else {
+        let last = plan.run.last();
+        let state = TrainState::from_metadata(&checkpoint::read_metadata(&last)?, &last)?;
+        if state.epoch >= cfg.epochs {
+            format!("nothing to do: {} of {} epochs done", state.epoch, cfg.epochs)
+        } else {
+            format!("resumes at epoch {} batch {} of {} epochs", state.epoch + 1, state.batch, cfg.epochs)
+        }
+    };
+    let changes: Vec<String> =
+        plan.changes.iter().map(|(k, c)| format!("{k} {} → {}", show(&c["from"]), show(&c["to"]))).collect();
+    Ok(if changes.is_empty() { position } else { format!("{position}; changes {}", changes.join(", ")) })
+}
+
+/// A configuration value as a message shows it (a string without its quotes).
+fn show(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }

@@ -174,8 +174,6 @@ pub struct RunPlan {
     pub cfg: TrainConfig,
     /// Continue from `last.safetensors` (else the run starts at epoch 0).
     pub resuming: bool,
-    /// The run directory's lock, held for the whole run.
-    pub lock: RunLock,
     /// What the user should know about this start (a restart from epoch 0, an edited config.json).
     pub warnings: Vec<String>,
     /// The settings a resume changed: key → `{"from": …, "to": …}`.
@@ -216,9 +214,27 @@ fn dir_is_empty(dir: &Path) -> bool {
 }
 
 /// Decides the run directory and whether this is a new run, a restart or a resume, with the effective
-/// configuration. The run directory's lock is taken first (creating the directory for a new run),
-/// then every check is made under it; nothing else is written.
-pub fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<RunPlan> {
+/// configuration, and returns it with the directory's lock, held for the whole run. The lock is taken
+/// first (creating the directory for a new run), then every check is made under it; nothing else is
+/// written but the removal of temporary files killed writers left.
+pub fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<(RunPlan, RunLock)> {
+    let (plan, lock) = plan_with(cfg, opts, RunLock::acquire)?;
+    sweep_temp_files(&plan.run.dir);
+    Ok((plan, lock))
+}
+
+/// What [`plan_run`] would decide, with the same checks and refusals, taking no lock and writing
+/// nothing (`--print-config` and `--dry-run`, also of a resume).
+pub fn preview_run(cfg: TrainConfig, opts: &StartOptions) -> Result<RunPlan> {
+    plan_with(cfg, opts, |_, _| Ok(())).map(|(plan, ())| plan)
+}
+
+/// [`plan_run`] with `lock(dir, create)` taking the run directory's lock (or not).
+fn plan_with<L>(
+    cfg: TrainConfig,
+    opts: &StartOptions,
+    lock: impl Fn(&Path, bool) -> Result<L>,
+) -> Result<(RunPlan, L)> {
     let auto = opts.resume.as_deref() == Some(Path::new("auto"));
     if let Some(r) = &opts.resume {
         if opts.overwrite {
@@ -244,12 +260,13 @@ pub fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<RunPlan> {
                 .clone()
                 .ok_or_else(|| input_err!("--resume auto: needs --job-id to know which run to continue."))?;
             let run = RunDir { dir: cfg.runs_dir.join(&job) };
-            let lock = RunLock::acquire(&run.dir, true)?;
-            if run.last().is_file() || run.config().is_file() {
-                plan_continue(run, lock, opts)
+            let lock = lock(&run.dir, true)?;
+            let plan = if run.last().is_file() || run.config().is_file() {
+                plan_continue(run, opts)?
             } else {
-                plan_new(cfg, run, lock, &job, opts)
-            }
+                plan_new(cfg, run, &job, opts)?
+            };
+            Ok((plan, lock))
         }
         Some(dir) => {
             if dir.is_file() {
@@ -265,20 +282,20 @@ pub fn plan_run(cfg: TrainConfig, opts: &StartOptions) -> Result<RunPlan> {
             }
             check_names_resume_dir(&cfg, opts, dir)?;
             let run = RunDir { dir: dir.clone() };
-            let lock = RunLock::acquire(&run.dir, false)?;
+            let lock = lock(&run.dir, false)?;
             if !run.last().is_file() && !run.config().is_file() {
                 return Err(input_err!(
                     "--resume {}: not a convtrain run directory (it holds neither last.safetensors nor config.json).",
                     dir.display()
                 ));
             }
-            plan_continue(run, lock, opts)
+            Ok((plan_continue(run, opts)?, lock))
         }
         None => {
             let job = cfg.job_id.clone().unwrap_or_else(|| format!("{}-{}-{}", cfg.arch, cfg.dataset, utc_timestamp()));
             let run = RunDir { dir: cfg.runs_dir.join(&job) };
-            let lock = RunLock::acquire(&run.dir, true)?;
-            plan_new(cfg, run, lock, &job, opts)
+            let lock = lock(&run.dir, true)?;
+            Ok((plan_new(cfg, run, &job, opts)?, lock))
         }
     }
 }
@@ -306,8 +323,8 @@ fn check_names_resume_dir(cfg: &TrainConfig, opts: &StartOptions, dir: &Path) ->
     ))
 }
 
-/// A new run in `run.dir` (locked): refuses a directory that already holds files, unless `--overwrite`.
-fn plan_new(cfg: TrainConfig, run: RunDir, lock: RunLock, job: &str, opts: &StartOptions) -> Result<RunPlan> {
+/// A new run in `run.dir`: refuses a directory that already holds files, unless `--overwrite`.
+fn plan_new(cfg: TrainConfig, run: RunDir, job: &str, opts: &StartOptions) -> Result<RunPlan> {
     if !dir_is_empty(&run.dir) && !opts.overwrite {
         let early = if run.config().is_file() && !run.last().is_file() {
             " It holds a run that stopped before its first checkpoint: --resume restarts it from epoch 0."
@@ -321,9 +338,8 @@ fn plan_new(cfg: TrainConfig, run: RunDir, lock: RunLock, job: &str, opts: &Star
             run.dir.display()
         ));
     }
-    sweep_temp_files(&run.dir);
     let cfg = new_run_config(cfg)?;
-    Ok(RunPlan { run, cfg, resuming: false, lock, warnings: Vec::new(), changes: serde_json::Map::new() })
+    Ok(RunPlan { run, cfg, resuming: false, warnings: Vec::new(), changes: serde_json::Map::new() })
 }
 
 /// The configuration a new run records: `cfg` with the data named by absolute path, so that the run
@@ -333,10 +349,9 @@ pub fn new_run_config(mut cfg: TrainConfig) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// Continues the run in `run.dir` (locked): from its checkpoint, or from epoch 0 when it has a
-/// configuration but no checkpoint yet.
-fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunPlan> {
-    sweep_temp_files(&run.dir);
+/// Continues the run in `run.dir`: from its checkpoint, or from epoch 0 when it has a configuration
+/// but no checkpoint yet.
+fn plan_continue(run: RunDir, opts: &StartOptions) -> Result<RunPlan> {
     let mut warnings = Vec::new();
     let resuming = run.last().is_file();
     let (saved, source) = if resuming {
@@ -399,7 +414,7 @@ fn plan_continue(run: RunDir, lock: RunLock, opts: &StartOptions) -> Result<RunP
     if changes.contains_key("data_dir") {
         check_same_data(&run, &saved, &effective, &mut warnings)?;
     }
-    Ok(RunPlan { run, cfg: effective, resuming, lock, warnings, changes })
+    Ok(RunPlan { run, cfg: effective, resuming, warnings, changes })
 }
 
 /// A resume that changes `epochs`: refused where the schedule would not be the one the run was trained

@@ -53,6 +53,16 @@ pub struct TrainState {
     pub micro_batch: Option<usize>,
 }
 
+impl TrainState {
+    /// The training state a checkpoint's metadata holds (`path` names the checkpoint in the error).
+    pub fn from_metadata(metadata: &HashMap<String, String>, path: &std::path::Path) -> Result<TrainState> {
+        metadata
+            .get("train_state")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| input_err!("{}: checkpoint has no training state; it cannot be resumed.", path.display()))
+    }
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -217,7 +227,7 @@ impl Trainer {
     /// Plans the run (new or resumed), builds model, optimizer and data, restores a resumed run's
     /// state, and — for a new run, once everything is known to be good — creates its directory.
     pub fn start(cfg: TrainConfig, opts: &StartOptions, mut hooks: Hooks) -> Result<Trainer> {
-        let RunPlan { run, cfg, resuming, mut lock, warnings, changes } = plan_run(cfg, opts)?;
+        let (RunPlan { run, cfg, resuming, warnings, changes }, mut lock) = plan_run(cfg, opts)?;
         warnings.iter().for_each(|w| hooks.observer.warning(w));
         if let Some(w) = cfg.threads.and_then(set_threads) {
             hooks.observer.warning(&w);
@@ -242,9 +252,7 @@ impl Trainer {
             let ck = checkpoint::load(&last)?;
             model.load_checkpoint(&ck)?;
             sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
-            state = ck.metadata.get("train_state").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
-                input_err!("{}: checkpoint has no training state; it cannot be resumed.", last.display())
-            })?;
+            state = TrainState::from_metadata(&ck.metadata, &last)?;
             // The run length the checkpoint was written under (the flags may extend it now).
             let epochs = ck
                 .metadata
