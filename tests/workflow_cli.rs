@@ -224,6 +224,20 @@ fn a_seed_grid_becomes_a_paper_table() {
         assert!((mean - (errors[0] + errors[1]) / 2.0).abs() < 1e-9, "{row}");
         assert!(row["parameters"].as_i64().unwrap() > 0 && row["macs"].as_i64().unwrap() > 0);
     }
+    // Each point's result.json carries its test results, and results.csv shows them.
+    let point = d.path().join("sweeps/grid/runs/001_lr=0.05_seed=1");
+    let test = json(&point.join("test.json"));
+    assert_eq!(json(&point.join("result.json"))["test"], test);
+    let (header, csv_rows) = convtrain::sweep::results::read_csv(&d.path().join("sweeps/grid/results.csv")).unwrap();
+    let col = |name: &str| csv_rows[0][header.iter().position(|c| c == name).unwrap()].clone();
+    assert_eq!(col("test_top1_best").parse::<f64>().unwrap(), test["best"]["top1"].as_f64().unwrap());
+    assert_eq!((col("test_epoch_best"), col("test_epoch_last")), ("1".to_string(), "1".to_string()));
+    // A point whose test.json is gone is scored from its result.json.
+    std::fs::remove_file(point.join("test.json")).unwrap();
+    let o = run(d.path(), &["table", "sweeps/grid", "--json"]);
+    let again: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(again[0]["test_error_mean"], rows[0]["test_error_mean"]);
+    assert_eq!(again[0]["scored_by"], "result.json, test.json");
     let o = run(d.path(), &["table", "sweeps/grid/runs/001_lr=0.05_seed=1", "sweeps/grid/runs/002_lr=0.05_seed=2"]);
     let md = stdout(&o);
     assert!(md.starts_with("| arch | options | parameters | MACs | epochs | test error % | n |"), "{md}");

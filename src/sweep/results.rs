@@ -5,6 +5,7 @@ use super::spec::{Point, SweepSpec};
 use crate::checkpoint::write_atomic;
 use crate::error::{read_json_if_present, to_json_pretty, IoContext, Result};
 use crate::input_err;
+use crate::train::evaluate::TestReport;
 use crate::train::log::EpochRow;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +46,10 @@ pub struct PointResult {
     pub history: Vec<EpochRow>,
     /// Trainable parameters of its model (from the run's `config.json`).
     pub trainable_parameters: Option<i64>,
+    /// The best (by validation) and last checkpoints scored on the test split at the end, as the run's
+    /// `test.json` has them (absent when the run did not score them: validation on the test set, or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestReport>,
     /// Wall-clock seconds of the attempt that completed it (start-up, training, validation,
     /// checkpoints; the epochs of earlier, interrupted attempts are in `train_seconds` only).
     pub wall_seconds: f64,
@@ -73,7 +78,8 @@ impl PointResult {
 
 /// The metric columns: the original's (BestEpoch 0-based as there; accuracies in %; the lists are
 /// Python-style `[a, b, …]`), then status, reason, epochs trained, trainable parameters, training
-/// seconds (all epochs, resumed parts included), wall seconds and training images per second.
+/// seconds (all epochs, resumed parts included), wall seconds, training images per second, and the
+/// test top-1 of the best and last checkpoints with their (1-based) epochs where the run scored them.
 pub const METRIC_COLUMNS: &[&str] = &[
     "BestVal",
     "BestValsTrain",
@@ -89,6 +95,10 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "train_seconds",
     "wall_seconds",
     "images_per_second",
+    "test_top1_best",
+    "test_epoch_best",
+    "test_top1_last",
+    "test_epoch_last",
 ];
 
 /// The CSV header of `spec`'s results.
@@ -139,6 +149,10 @@ pub fn record(point: &Point, result: &PointResult) -> Vec<String> {
         format!("{:.3}", result.wall_seconds),
         if train_seconds > 0.0 { format!("{:.1}", images / train_seconds) } else { String::new() },
     ]);
+    let test = |f: fn(&TestReport) -> (f64, usize)| result.test.as_ref().map(f);
+    for score in [test(|t| (t.best.test.top1, t.best.epoch)), test(|t| (t.last.test.top1, t.last.epoch))] {
+        row.extend([float(score.map(|s| s.0)), score.map(|s| s.1.to_string()).unwrap_or_default()]);
+    }
     row
 }
 
@@ -281,6 +295,7 @@ pub fn collect(dir: &Path) -> Result<CollectReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::evaluate::{CheckpointScore, EvalResult};
     use serde_json::json;
 
     fn epoch(e: usize, train: f64, val: f64) -> EpochRow {
@@ -310,6 +325,7 @@ mod tests {
             history: vec![epoch(1, 10.0, 30.0), epoch(2, 12.5, 40.0), epoch(3, 11.0, 40.0)],
             trainable_parameters: Some(1234),
             wall_seconds: 7.25,
+            test: None,
         };
         let row = record(&point, &result);
         assert_eq!(
@@ -331,9 +347,23 @@ mod tests {
                 "1234",
                 "6.000",
                 "7.250",
-                "50.0"
+                "50.0",
+                "",
+                "",
+                "",
+                ""
             ]
         );
+        let score = |epoch, top1| CheckpointScore {
+            epoch,
+            val_top1: 40.0,
+            test: EvalResult { loss: 1.0, top1, top5: 90.0, count: 100 },
+        };
+        let tested = PointResult {
+            test: Some(TestReport { split: "test".into(), best: score(2, 38.5), last: score(3, 37.0) }),
+            ..result.clone()
+        };
+        assert_eq!(record(&point, &tested)[17..], ["38.5", "2", "37.0", "3"]);
         let empty = PointResult { history: vec![], status: Status::Failed, ..result };
         assert_eq!(record(&point, &empty)[3..8], ["", "", "", "", ""]);
     }

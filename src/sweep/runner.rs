@@ -232,6 +232,8 @@ fn run_point(
         reason,
         history,
         trainable_parameters: PointResult::run_parameters(&run.dir),
+        // Scored now, or before a kill between the scoring and this record (the trainer then returns at once).
+        test: if status == Status::Failed { None } else { run.read_test()? },
         wall_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -244,8 +246,12 @@ fn summary_line(label: &str, result: &PointResult) -> String {
         Some(r) => format!("best val {:.2}% at epoch {} (train {:.2}%)", r.val_top1, r.epoch, r.train_top1),
         None => "no epoch done".into(),
     };
+    let test = result
+        .test
+        .as_ref()
+        .map_or(String::new(), |t| format!(", test top-1 {:.2}% (best, epoch {})", t.best.test.top1, t.best.epoch));
     format!(
-        "{label} {}{why}: {best} | {} epochs, {:.1}s",
+        "{label} {}{why}: {best}{test} | {} epochs, {:.1}s",
         result.status.name(),
         result.history.len(),
         result.wall_seconds

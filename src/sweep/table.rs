@@ -4,14 +4,14 @@
 //! (or top-1) as mean ± sample standard deviation over the seeds, n, and the best epochs.
 //!
 //! A run's test score is its `test.json` (the best checkpoint, chosen on the held-out validation split,
-//! scored on the test split); a run that validated on the test set (`val_split` 0, as the checkered,
+//! scored on the test split), or the copy a sweep point's `result.json` keeps; a run that validated on the test set (`val_split` 0, as the checkered,
 //! VGG and DiracNet originals did) is scored by its best validation top-1, which is the best test top-1
 //! over epochs. The `scored_by` column says which.
+use super::results::PointResult;
 use super::spec::traced_macs;
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{read_json_if_present, to_json_value, Result};
 use crate::input_err;
-use crate::train::evaluate::TestReport;
 use crate::train::log::read_rows;
 use crate::train::run_dir::RunDir;
 use serde::Serialize;
@@ -96,11 +96,13 @@ fn score(dir: &Path) -> Result<RunScore> {
     let doc: Value =
         read_json_if_present(&run.config(), |e| input_err!("{}: {e}", run.config().display()))?.unwrap_or(Value::Null);
     let rows = if run.log().is_file() { read_rows(&run.log())? } else { Vec::new() };
-    let test: Option<TestReport> =
-        read_json_if_present(&run.test(), |e| input_err!("{}: corrupt test results ({e}).", run.test().display()))?;
+    let test = match run.read_test()? {
+        Some(t) => Some((t, "test.json")),
+        None => PointResult::read(dir)?.and_then(|p| p.test).map(|t| (t, "result.json")),
+    };
     let best_row = rows.iter().max_by(|a, b| a.val_top1.total_cmp(&b.val_top1).then(b.epoch.cmp(&a.epoch)));
     let (top1, best_epoch, scored_by) = match (&test, best_row) {
-        (Some(t), _) => (Some(t.best.test.top1), Some(t.best.epoch), "test.json"),
+        (Some((t, source)), _) => (Some(t.best.test.top1), Some(t.best.epoch), *source),
         (None, Some(r)) if cfg.val_split == 0.0 => (Some(r.val_top1), Some(r.epoch), "best val (= test)"),
         (None, r) => (None, r.map(|r| r.epoch), "no test score"),
     };

@@ -7,11 +7,12 @@
 //! `config.json` is a copy for people, and a copy that disagrees is reported and rewritten, never
 //! obeyed. A run directory that holds a configuration but no checkpoint yet (a run stopped during
 //! its first steps) restarts from epoch 0 under `--resume`.
+use super::evaluate::TestReport;
 use super::lock::{hostname, utc_now_iso, RunLock, LOCK_FILE};
 use crate::checkpoint::{self, write_atomic};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::data::fingerprint::{fingerprint, Fingerprint};
-use crate::error::{to_json_pretty, to_json_value, IoContext, Result};
+use crate::error::{read_json_if_present, to_json_pretty, to_json_value, IoContext, Result};
 use crate::input_err;
 use std::path::{Path, PathBuf};
 
@@ -102,6 +103,12 @@ impl RunDir {
             serde_json::Value::Null,
             &self.config().display().to_string(),
         )
+    }
+
+    /// The run's test results (`test.json`), if it has scored them.
+    pub fn read_test(&self) -> Result<Option<TestReport>> {
+        let path = self.test();
+        read_json_if_present(&path, |e| input_err!("{}: corrupt test results ({e}).", path.display()))
     }
 
     /// The data fingerprint recorded when the run started (`None` for runs of earlier versions).
