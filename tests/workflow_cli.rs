@@ -232,6 +232,23 @@ fn a_seed_grid_becomes_a_paper_table() {
     let col = |name: &str| csv_rows[0][header.iter().position(|c| c == name).unwrap()].clone();
     assert_eq!(col("test_top1_best").parse::<f64>().unwrap(), test["best"]["top1"].as_f64().unwrap());
     assert_eq!((col("test_epoch_best"), col("test_epoch_last")), ("1".to_string(), "1".to_string()));
+    // MACs come from what the runs recorded at their start; runs of earlier versions (without) are traced.
+    let config = point.join("config.json");
+    let recorded = json(&config)["macs"].clone();
+    assert_eq!(rows[0]["macs"], recorded);
+    let mut old = json(&config);
+    old.as_object_mut().unwrap().remove("macs");
+    std::fs::write(&config, old.to_string()).unwrap();
+    let second = d.path().join("sweeps/grid/runs/002_lr=0.05_seed=2/config.json");
+    let mut edited = json(&second);
+    edited["macs"] = 7.into();
+    std::fs::write(&second, edited.to_string()).unwrap();
+    let macs = |run_dir: &str| {
+        let o = run(d.path(), &["table", "--json", run_dir]);
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()[0]["macs"].clone()
+    };
+    assert_eq!(macs("sweeps/grid/runs/001_lr=0.05_seed=1"), recorded, "traced");
+    assert_eq!(macs("sweeps/grid/runs/002_lr=0.05_seed=2"), 7, "read, not traced");
     // A point whose test.json is gone is scored from its result.json.
     std::fs::remove_file(point.join("test.json")).unwrap();
     let o = run(d.path(), &["table", "sweeps/grid", "--json"]);

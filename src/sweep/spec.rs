@@ -98,17 +98,7 @@ impl SweepSpec {
         let configs: Vec<TrainConfig> =
             self.points.iter().map(|p| self.point_config(p, runtime, runs_dir)).collect::<Result<_>>()?;
         for (point, cfg) in self.points.iter_mut().zip(configs) {
-            let model_key = serde_json::json!([
-                cfg.arch,
-                cfg.depth,
-                cfg.width,
-                cfg.checkered,
-                cfg.model_options,
-                cfg.dataset,
-                cfg.resize,
-                cfg.gray_to_rgb
-            ])
-            .to_string();
+            let model_key = model_key(&cfg);
             let m = match macs.get(&model_key) {
                 Some(&m) => m,
                 None => *macs.entry(model_key).or_insert(macs_per_image(&cfg)?),
@@ -212,6 +202,22 @@ impl SweepSpec {
             Ok(existing)
         }
     }
+}
+
+/// The settings that decide the model `cfg` builds and the input it sees (what its MACs depend on),
+/// as a key: configurations with the same key have the same cost per image.
+pub fn model_key(cfg: &TrainConfig) -> String {
+    serde_json::json!([
+        cfg.arch,
+        cfg.depth,
+        cfg.width,
+        cfg.checkered,
+        cfg.model_options,
+        cfg.dataset,
+        cfg.resize,
+        cfg.gray_to_rgb
+    ])
+    .to_string()
 }
 
 /// Forward multiply-accumulates of one image through the model `cfg` describes, from the layer trace

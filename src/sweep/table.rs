@@ -8,7 +8,7 @@
 //! VGG and DiracNet originals did) is scored by its best validation top-1, which is the best test top-1
 //! over epochs. The `scored_by` column says which.
 use super::results::PointResult;
-use super::spec::traced_macs;
+use super::spec::{model_key, traced_macs};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{read_json_if_present, to_json_value, Result};
 use crate::input_err;
@@ -16,7 +16,7 @@ use crate::train::log::read_rows;
 use crate::train::run_dir::RunDir;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Settings that do not define a table row: the seed and what may change on resume without changing
@@ -33,6 +33,8 @@ struct RunScore {
     cfg: TrainConfig,
     key: Map<String, Value>,
     parameters: Option<i64>,
+    /// MACs per image, as the run recorded them at its start.
+    macs: Option<i64>,
     epochs_done: usize,
     /// Test top-1 (percent) and the epoch it came from.
     top1: Option<f64>,
@@ -114,6 +116,7 @@ fn score(dir: &Path) -> Result<RunScore> {
         dir: dir.to_path_buf(),
         key,
         parameters: doc.get("parameters").and_then(Value::as_i64),
+        macs: doc.get("macs").and_then(Value::as_i64),
         epochs_done: rows.len(),
         top1,
         best_epoch,
@@ -138,8 +141,11 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// The table of the runs in `dirs`, one row per configuration, in the order first met.
+/// The table of the runs in `dirs`, one row per configuration, in the order first met. MACs are the
+/// ones a run recorded at its start; for runs of earlier versions the model is built (on the CPU) and
+/// traced, once per distinct model.
 pub fn table(dirs: &[PathBuf]) -> Result<Vec<TableRow>> {
+    let mut traced: HashMap<String, Option<i64>> = HashMap::new();
     let runs = dirs.iter().map(|d| score(d)).collect::<Result<Vec<_>>>()?;
     let mut groups: Vec<Vec<RunScore>> = Vec::new();
     for r in runs {
@@ -187,7 +193,7 @@ pub fn table(dirs: &[PathBuf]) -> Result<Vec<TableRow>> {
                 arch: cfg.arch.clone(),
                 options: labels.join(", "),
                 parameters: first.parameters,
-                macs: traced_macs(cfg).ok(),
+                macs: first.macs.or_else(|| *traced.entry(model_key(cfg)).or_insert_with(|| traced_macs(cfg).ok())),
                 epochs: g.iter().map(|r| r.epochs_done).min().unwrap_or(0),
                 test_error_mean: error_mean,
                 test_error_std: error_std,

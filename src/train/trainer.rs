@@ -25,6 +25,7 @@ use crate::error::{
     catch_torch, human_bytes, to_json, to_json_pretty, Error, Interruption, IoContext, Result, StopSignal,
 };
 use crate::input_err;
+use crate::models::summary::summarize;
 use crate::models::Model;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -713,8 +714,9 @@ impl Trainer {
     }
 }
 
-/// Facts about a new run written beside its configuration in `config.json`: the model, the data (and
-/// the fingerprint a resume from another data directory is checked against) and the provenance.
+/// Facts about a new run written beside its configuration in `config.json`: the model (with its
+/// parameters and MACs per image), the data (and the fingerprint a resume from another data
+/// directory is checked against) and the provenance.
 fn run_facts(
     cfg: &TrainConfig,
     model: &Model,
@@ -742,6 +744,7 @@ fn run_facts(
             "mean": setup.mean, "std": setup.std, "fingerprint": data,
         },
         "parameters": model.num_parameters(),
+        "macs": summarize(model, Vec::new()).total_macs,
     })
 }
 
