@@ -255,6 +255,17 @@ fn a_seed_grid_becomes_a_paper_table() {
     let again: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(again[0]["test_error_mean"], rows[0]["test_error_mean"]);
     assert_eq!(again[0]["scored_by"], "result.json, test.json");
+    // A done point keeps best.safetensors only: it cannot be resumed, and --resume does not restart it
+    // from epoch 0 over its results.
+    let done = d.path().join("sweeps/grid/runs/003_lr=0.1_seed=1");
+    let log = std::fs::read(done.join("log.csv")).unwrap();
+    let o = run(d.path(), &["train", "--resume", "sweeps/grid/runs/003_lr=0.1_seed=1"]);
+    assert_input_error(&o, &["trained 1 epoch(s)", "last.safetensors) is gone", "--init-from"]);
+    assert_eq!(std::fs::read(done.join("log.csv")).unwrap(), log);
+    assert!(done.join("best.safetensors").is_file() && done.join("test.json").is_file());
+    let o = run(d.path(), &["train", "--config", "sweeps/grid/runs/003_lr=0.1_seed=1/config.json"]);
+    assert_input_error(&o, &["already holds files"]);
+    assert!(!stderr(&o).contains("before its first checkpoint"), "{}", stderr(&o));
     let o = run(d.path(), &["table", "sweeps/grid/runs/001_lr=0.05_seed=1", "sweeps/grid/runs/002_lr=0.05_seed=2"]);
     let md = stdout(&o);
     assert!(md.starts_with("| arch | options | parameters | MACs | epochs | test error % | n |"), "{md}");

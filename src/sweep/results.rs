@@ -364,6 +364,10 @@ mod tests {
             ..result.clone()
         };
         assert_eq!(record(&point, &tested)[17..], ["38.5", "2", "37.0", "3"]);
+        // The copy of test.json keeps every digit (serde_json's exact float parsing).
+        let text = r#"{"split":"test","best":{"epoch":1,"val_top1":97.98333333333333,"loss":0.05992620373596437,"top1":98.15,"top5":99.92,"count":10000},"last":{"epoch":1,"val_top1":97.98333333333333,"loss":0.05992620373596437,"top1":98.15,"top5":99.92,"count":10000}}"#;
+        let report: TestReport = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&report).unwrap(), text);
         let empty = PointResult { history: vec![], status: Status::Failed, ..result };
         assert_eq!(record(&point, &empty)[3..8], ["", "", "", "", ""]);
     }

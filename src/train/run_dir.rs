@@ -9,6 +9,7 @@
 //! its first steps) restarts from epoch 0 under `--resume`.
 use super::evaluate::TestReport;
 use super::lock::{hostname, utc_now_iso, RunLock, LOCK_FILE};
+use super::log::read_rows;
 use crate::checkpoint::{self, write_atomic};
 use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
 use crate::data::fingerprint::{fingerprint, Fingerprint};
@@ -115,6 +116,18 @@ impl RunDir {
     pub fn recorded_fingerprint(&self) -> Option<Fingerprint> {
         let doc = self.read_config_document().ok()?;
         serde_json::from_value(doc.get("dataset")?.get("fingerprint")?.clone()).ok()
+    }
+
+    /// The epochs a run directory without `last.safetensors` has trained all the same (its log rows;
+    /// one where only `best.safetensors` is left): a run whose last checkpoint was removed — a sweep
+    /// keeps only the best of a done point — rather than one stopped before its first checkpoint.
+    fn epochs_without_checkpoint(&self) -> usize {
+        let logged = if self.log().is_file() { read_rows(&self.log()).map_or(0, |rows| rows.len()) } else { 0 };
+        if logged == 0 && self.best().is_file() {
+            1
+        } else {
+            logged
+        }
     }
 
     /// Removes the files convtrain writes (a start that failed before its first checkpoint).
@@ -333,7 +346,7 @@ fn check_names_resume_dir(cfg: &TrainConfig, opts: &StartOptions, dir: &Path) ->
 /// A new run in `run.dir`: refuses a directory that already holds files, unless `--overwrite`.
 fn plan_new(cfg: TrainConfig, run: RunDir, job: &str, opts: &StartOptions) -> Result<RunPlan> {
     if !dir_is_empty(&run.dir) && !opts.overwrite {
-        let early = if run.config().is_file() && !run.last().is_file() {
+        let early = if run.config().is_file() && !run.last().is_file() && run.epochs_without_checkpoint() == 0 {
             " It holds a run that stopped before its first checkpoint: --resume restarts it from epoch 0."
         } else {
             ""
@@ -361,6 +374,20 @@ pub fn new_run_config(mut cfg: TrainConfig) -> Result<TrainConfig> {
 fn plan_continue(run: RunDir, opts: &StartOptions) -> Result<RunPlan> {
     let mut warnings = Vec::new();
     let resuming = run.last().is_file();
+    if !resuming && run.epochs_without_checkpoint() > 0 {
+        let init = if run.best().is_file() {
+            format!(" (--init-from {} starts it from this run's best weights)", run.best().display())
+        } else {
+            String::new()
+        };
+        return Err(input_err!(
+            "--resume {}: the run has trained {} epoch(s), but its last checkpoint (last.safetensors) is gone — a sweep \
+             keeps only best.safetensors of a done point unless --keep-checkpoints all — so it cannot continue, and \
+             restarting it would replace its results. Start a new run instead{init}.",
+            run.dir.display(),
+            run.epochs_without_checkpoint()
+        ));
+    }
     let (saved, source) = if resuming {
         let meta = checkpoint::read_metadata(&run.last())?;
         match meta.get("train_config") {
