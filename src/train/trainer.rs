@@ -686,6 +686,7 @@ impl Trainer {
             best_val_top1: state.best_val_top1,
             best_epoch: state.best_epoch,
             micro_batch: state.micro_batch,
+            loss_scale: state.loss_scale.clone(),
             ..Default::default()
         };
         if improved {
