@@ -21,12 +21,12 @@ fn bf16_training_of_the_toy_ccnn_on_real_mnist_matches_fp32_within_two_tenths_of
     for precision in ["fp32", "bf16"] {
         // 300 batches of 64 (19,200 images) annealed to lr 0 by cosine: a settled model, so that the
         // two runs differ by the arithmetic and not by where an unfinished schedule left them.
-        let args = [
-            "train", "--arch", "ccnn-toy", "--dataset", "mnist", "--data-dir", data, "--epochs", "1",
-            "--limit-train-batches", "300", "--batch-size", "64", "--eval-batch-size", "500", "--no-aug",
-            "--schedule", "cosine", "--seed", "0", "--device", "cpu", "--threads", "2", "--log-interval",
-            "100000", "--precision", precision, "--job-id", precision,
-        ];
+        let settings = format!(
+            "--epochs 1 --limit-train-batches 300 --batch-size 64 --eval-batch-size 500 --no-aug --schedule cosine \
+             --seed 0 --device cpu --threads 2 --log-interval 100000 --precision {precision} --job-id {precision}"
+        );
+        let mut args = vec!["train", "--arch", "ccnn-toy", "--dataset", "mnist", "--data-dir", data];
+        args.extend(settings.split_whitespace());
         let o = run(d.path(), &args);
         assert!(o.status.success(), "{precision}: {}", stderr(&o));
         top1.push(test_top1(&d.path().join("runs").join(precision)));
