@@ -107,21 +107,22 @@ impl Tracker {
             m.insert("rss_bytes".into(), rss.into());
         }
         self.append(&record)?;
+        // The epoch number stays the first tag: it is how a resume recognises an epoch's event.
         let rss_mib = rss.map(|b| ("system/rss_mib", b as f64 / (1u64 << 20) as f64));
-        let scalars: Vec<(&str, f64)> = rss_mib
-            .into_iter()
-            .chain([
-                ("epoch/epoch", row.epoch as f64),
-                ("epoch/lr", row.lr),
-                ("epoch/train_loss", row.train_loss),
-                ("epoch/train_top1", row.train_top1),
-                ("val/loss", row.val_loss),
-                ("val/top1", row.val_top1),
-                ("val/top5", row.val_top5),
-                ("val/best_top1", row.best_val_top1),
-                ("epoch/images_per_second", row.images_per_second),
-            ])
-            .collect();
+        let scalars: Vec<(&str, f64)> = [
+            ("epoch/epoch", row.epoch as f64),
+            ("epoch/lr", row.lr),
+            ("epoch/train_loss", row.train_loss),
+            ("epoch/train_top1", row.train_top1),
+            ("val/loss", row.val_loss),
+            ("val/top1", row.val_top1),
+            ("val/top5", row.val_top5),
+            ("val/best_top1", row.best_val_top1),
+            ("epoch/images_per_second", row.images_per_second),
+        ]
+        .into_iter()
+        .chain(rss_mib)
+        .collect();
         self.events.scalars(step as i64, &scalars)
     }
 
