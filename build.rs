@@ -1,22 +1,20 @@
 //! Links the binary against libtorch so that it runs without LD_LIBRARY_PATH and, when the libtorch has
 //! CUDA, really loads `libtorch_cuda.so` (tch-rs issues #907/#980/#787; spec/ecosystem.md §3.5).
 //! Also records what a run's provenance names (the git commit, the CUDA and cuDNN versions the libtorch
-//! was built with) and embeds the bundled recipes of `configs/` (`$OUT_DIR/recipes.rs`).
+//! was built with), embeds the bundled recipes of `configs/` (`$OUT_DIR/recipes.rs`), and compiles the
+//! autocast binding `csrc/autocast.cpp` against the same libtorch headers (src/precision.rs).
 use std::path::{Path, PathBuf};
 
 fn main() {
     embed_recipes();
     record_git_commit();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        println!("cargo:rustc-env=CONVTRAIN_LIBTORCH_LIB=unknown");
-        println!("cargo:rustc-env=CONVTRAIN_CUDA_BUILD=unknown");
-        println!("cargo:rustc-env=CONVTRAIN_CUDNN_BUILD=unknown");
-        return;
-    };
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
+        .expect("torch-sys reported no libtorch directory (DEP_TCH_LIBTORCH_LIB): see scripts/setup.sh");
     println!("cargo:rustc-env=CONVTRAIN_LIBTORCH_LIB={lib}");
     let lib = PathBuf::from(lib);
     record_cuda_versions(&lib);
+    compile_autocast_shim(&lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
@@ -24,6 +22,28 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+/// `csrc/autocast.cpp`, compiled with the flags torch-sys compiles libtch with: the headers beside the
+/// libtorch `lib` directory (`include/`, as in both the PyPI wheel and the libtorch archive), C++17, and
+/// the C++11 string ABI unless `LIBTORCH_CXX11_ABI` says otherwise (every torch 2.13 build uses it).
+fn compile_autocast_shim(lib: &Path) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed={}", source.display());
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = lib.parent().unwrap_or(lib).join("include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file(&source)
+        .compile("convtrain_autocast");
 }
 
 /// `recipes.rs`: `BUNDLED`, every `configs/*.json` as (name, text), sorted by name.

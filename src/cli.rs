@@ -324,6 +324,12 @@ pub struct BenchArgs {
     /// Batch size of every model row (default: each row's own, listed by --list).
     #[arg(long)]
     pub batch: Option<i64>,
+    /// Forward-pass arithmetic of the model rows, both sides; other than fp32, each row is also timed in fp32.
+    #[arg(long, value_enum, default_value_t = crate::precision::Precision::Fp32)]
+    pub precision: crate::precision::Precision,
+    /// Channels-last (NHWC) images and weights, both sides; each row is then also timed in NCHW.
+    #[arg(long)]
+    pub channels_last: bool,
     /// Also measure the same rows in PyTorch eager (scripts/bench/torch_reference.py), interleaved, and print
     /// the convtrain/PyTorch ratios; every model is first checked to compute the same logits on shared weights.
     #[arg(long)]
@@ -523,6 +529,14 @@ pub struct RunArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Forward-pass arithmetic: fp32, or autocast to bf16 or fp16 (fp32 master weights; fp16 with loss scaling).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::precision::Precision>,
+    /// Keep images and 4-D weights in channels-last (NHWC) memory order (same results, another kernel choice).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels_last: Option<bool>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 use crate::error::{did_you_mean, to_json_value, Error, IoContext, Result};
 use crate::input_err;
 use crate::models::{self, ModelConfig};
+use crate::precision::Precision;
 use crate::recipes::{self, RecipeSource, RECIPE_KEY};
 use crate::train::schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,10 @@ pub struct TrainConfig {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     pub threads: Option<usize>,
+    /// Arithmetic of the forward passes (`fp32`, `bf16`, `fp16`; src/precision.rs).
+    pub precision: Precision,
+    /// Images and 4-D parameters in channels-last memory order (`models::memory_format`).
+    pub channels_last: bool,
     pub job_id: Option<String>,
     pub runs_dir: PathBuf,
     /// Optimizer steps between progress lines when stdout is not a terminal.
@@ -147,6 +152,8 @@ impl Default for TrainConfig {
             seed: 0,
             device: "auto".into(),
             threads: None,
+            precision: Precision::Fp32,
+            channels_last: false,
             job_id: None,
             runs_dir: "runs".into(),
             log_interval: 50,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod models;
+pub mod precision;
 pub mod recipes;
 pub mod sweep;
 pub mod train;

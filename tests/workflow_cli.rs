@@ -63,6 +63,10 @@ fn a_runs_config_trains_the_same_run_again_and_stays_current_on_resume() {
     assert_eq!(kinds.iter().filter(|k| **k == "test").count(), 2);
     let events = convtrain::train::tfevents::read(&a.join("events.out.tfevents.convtrain")).unwrap();
     assert!(events.iter().any(|e| e.scalars.iter().any(|(t, _)| t == "val/top1")));
+    // Resident memory at each epoch's end (a long run's memory growth shows there).
+    let epochs = records.iter().filter(|r| r["kind"] == "epoch");
+    assert!(epochs.clone().all(|r| r["rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20)), "{records:?}");
+    assert!(events.iter().any(|e| e.scalars.iter().any(|(t, v)| t == "system/rss_mib" && *v > 1.0)));
     let test = json(&a.join("test.json"));
     assert_eq!((test["best"]["epoch"].as_u64(), test["last"]["epoch"].as_u64()), (Some(1), Some(1)));
     assert_eq!(test["best"]["count"], 100);

@@ -11,7 +11,8 @@ is compared on convtrain's input before anything is timed.
 
 Requests (every reply may instead be {"error": "..."}):
   hello     {threads, device}                 -> {torch, threads}
-  model     {row: {config, widths, batch, lr, momentum, dampening, nesterov, weight_decay, weights, io}}
+  model     {row: {config, widths, batch, lr, momentum, dampening, nesterov, weight_decay, precision,
+                   channels_last, weights, io}}
                                               -> {parameters, relative_difference}
   warm_up   {}                                -> {}
   train     {steps}                           -> {seconds}: median of `steps` training steps
@@ -21,7 +22,9 @@ Requests (every reply may instead be {"error": "..."}):
   peak_rss  {}                                -> {bytes}: VmHWM since the last `model`
 
 A training step is what the original scripts do: forward, cross-entropy, loss.item() and the number of
-correct predictions, zero_grad, backward, SGD step. The data pipeline is a map-style Dataset whose
+correct predictions, zero_grad, backward, SGD step; with `precision` bf16 or fp16 the forward pass and
+the loss run under torch.autocast (fp16 with torch.amp.GradScaler), with `channels_last` the model and
+its inputs are in torch.channels_last. The logits check before timing is always in fp32. The data pipeline is a map-style Dataset whose
 __getitem__ transforms one image (to float, the augmentation, Normalize) and a DataLoader over it, as the
 originals use with torchvision (which this environment does not have: the per-image transforms are the
 same operations written with torch ops).
@@ -247,27 +250,46 @@ class Reference:
             diff = relative(model(io["input"]), io["logits"])
         model = model.to_device(self.device) if isinstance(model, FunctionalDiracNet) else model.to(self.device)
         model.train()
+        self.channels_last = row.get("channels_last", False)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.model = model
+        precision = row.get("precision", "fp32")
+        self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self.opt = torch.optim.SGD(trainable_parameters(model), lr=row["lr"], momentum=row["momentum"],
                                    dampening=row["dampening"], nesterov=row["nesterov"],
                                    weight_decay=row["weight_decay"])
         shape = io["input"].shape[1:]
-        self.x = torch.randn(row["batch"], *shape, device=self.device)
+        self.x = self.layout(torch.randn(row["batch"], *shape, device=self.device))
         self.y = torch.randint(row["config"]["num_classes"], (row["batch"],), device=self.device)
         return {"parameters": count, "relative_difference": diff}
 
+    def layout(self, x):
+        return x.to(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def autocast(self):
+        dtype = self.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
     def step(self, x, y):
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        with self.autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
         loss.item()
         (logits.argmax(-1) == y).sum().item()
         self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
+        if self.scaler is None:
+            loss.backward()
+            self.opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
 
     def evaluate(self):
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             self.model(self.x)
         self.model.train()
 
@@ -308,7 +330,7 @@ class Reference:
         loader = self.loader(req)
         t = time.perf_counter()
         for x, y in loader:
-            self.step(x.to(self.device), y.to(self.device))
+            self.step(self.layout(x.to(self.device)), y.to(self.device))
         self.sync()
         return {"seconds": time.perf_counter() - t}
 

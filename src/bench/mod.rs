@@ -17,11 +17,12 @@ pub mod rows;
 
 use crate::error::Result;
 use crate::input_err;
+use crate::precision::Precision;
 use crate::train::memory::{peak_rss_bytes, reset_peak_rss};
 use data_rows::PipelineBench;
 use model_rows::ModelBench;
 use reference::{Agreement, Reference};
-use report::{BenchReport, ReferenceResult, RowResult};
+use report::{Baseline, BenchReport, ReferenceResult, RowResult};
 use rows::{Row, RowKind, PIPELINE_BATCH, PIPELINE_IMAGES};
 use serde::Serialize;
 use serde_json::json;
@@ -39,9 +40,19 @@ pub struct Settings {
     pub steps: usize,
     /// Overrides every model row's batch size.
     pub batch: Option<i64>,
+    /// The forward passes' arithmetic and memory order of every model and epoch row (both sides).
+    /// Other than fp32 and NCHW, each model row is also measured as fp32 NCHW, interleaved: the
+    /// table's speed-up column.
+    pub precision: Precision,
+    pub channels_last: bool,
 }
 
 impl Settings {
+    /// Whether the rows run other than in fp32 and the default memory order.
+    fn changes_execution(&self) -> bool {
+        self.precision != Precision::Fp32 || self.channels_last
+    }
+
     /// Refuses settings that measure nothing.
     pub fn validate(&self) -> Result<()> {
         if self.repeats == 0 || self.steps == 0 {
@@ -173,6 +184,8 @@ pub fn run(
         cpu: cpu_model(),
         device: format!("{:?}", s.device).to_lowercase(),
         threads: s.threads,
+        precision: s.precision.name().into(),
+        channels_last: s.channels_last,
         repeats: s.repeats,
         steps: s.steps,
         libtorch: crate::LIBTORCH_VERSION.into(),
@@ -200,6 +213,15 @@ fn measure_model(
     };
     // A reference that computes something else is not timed.
     let mut timed = reference.filter(|_| theirs.as_ref().and_then(|t| t.agreement.as_ref()).is_some_and(|a| a.agrees));
+    // The same row in fp32 and NCHW, for the speed-up of --precision / --channels-last.
+    let plain_settings = Settings { precision: Precision::Fp32, channels_last: false, ..s.clone() };
+    let mut plain = match s.changes_execution() {
+        true => Some((ModelBench::build(row.id, settings, batch, &plain_settings)?, Baseline::default())),
+        false => None,
+    };
+    if let Some((p, _)) = plain.as_mut() {
+        p.warm_up()?;
+    }
     reset_peak_rss();
     bench.warm_up()?;
     if let Some(r) = timed.as_deref_mut() {
@@ -209,6 +231,10 @@ fn measure_model(
     for _ in 0..s.repeats {
         train.push(bench.train_rate(s.steps)?);
         eval.push(bench.eval_rate(s.steps)?);
+        if let Some((p, b)) = plain.as_mut() {
+            b.throughput.push(p.train_rate(s.steps)?);
+            b.eval.push(p.eval_rate(s.steps)?);
+        }
         if let (Some(r), Some(t)) = (timed.as_deref_mut(), theirs.as_mut()) {
             t.throughput.push(batch as f64 / r.seconds(json!({"cmd": "train", "steps": s.steps}))?);
             if let Some(e) = t.eval.as_mut() {
@@ -233,6 +259,7 @@ fn measure_model(
         eval_gflops: None,
         peak_rss_bytes: peak_rss_bytes(),
         reference: theirs,
+        baseline: plain.map(|(_, b)| b),
     })
 }
 
@@ -305,6 +332,7 @@ fn measure_pass(
         eval_gflops: None,
         peak_rss_bytes: None,
         reference: theirs,
+        baseline: None,
     })
 }
 
@@ -322,7 +350,15 @@ mod tests {
         let b = Samples { values: vec![45.0, 40.0, 55.0] };
         assert_eq!(a.ratios(&b).values, vec![2.0, 2.5, 2.0]);
         assert_eq!(a.ratios(&b).range(), (2.0, 2.5));
-        let bad = Settings { device: Device::Cpu, threads: 1, repeats: 0, steps: 1, batch: None };
+        let bad = Settings {
+            device: Device::Cpu,
+            threads: 1,
+            repeats: 0,
+            steps: 1,
+            batch: None,
+            precision: Precision::Fp32,
+            channels_last: false,
+        };
         assert!(matches!(bad.validate(), Err(crate::Error::Input(_))));
     }
 }

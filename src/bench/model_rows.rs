@@ -8,6 +8,7 @@ use crate::internal_err;
 use crate::models::summary::summarize;
 use crate::models::vgg_features::{self, VggFeaturesOptions};
 use crate::models::{ExportRequest, Model};
+use crate::train::loss_scale::LossScale;
 use crate::train::micro_batch::{self, StepError};
 use crate::train::optimizer::Sgd;
 use crate::train::trainer::build_model_and_optimizer;
@@ -23,6 +24,8 @@ pub struct ModelBench {
     pub cfg: TrainConfig,
     pub model: Model,
     sgd: Sgd,
+    /// The loss scale of an fp16 row, applied as the trainer applies it.
+    loss_scale: Option<LossScale>,
     images: Tensor,
     labels: Tensor,
     /// MACs of one image's forward pass (the `summary` trace).
@@ -30,16 +33,19 @@ pub struct ModelBench {
 }
 
 impl ModelBench {
-    /// Resolves `settings` as `train` would (the architecture's recipe under them), builds the model
-    /// and its optimizer on the settings' device and draws one batch of `batch` random images.
+    /// Resolves `settings` as `train` would (the architecture's recipe under them, the bench's
+    /// precision and memory order on top), builds the model and its optimizer on the settings' device
+    /// and draws one batch of `batch` random images.
     pub fn build(id: &str, settings: &serde_json::Value, batch: i64, s: &Settings) -> Result<ModelBench> {
-        let cfg = TrainConfig::resolve(settings.clone(), serde_json::Value::Null, &format!("bench row {id}"))?;
+        let execution = serde_json::json!({"precision": s.precision, "channels_last": s.channels_last});
+        let cfg = TrainConfig::resolve(settings.clone(), execution, &format!("bench row {id}"))?;
         let (model, sgd) = build_model_and_optimizer(&cfg, s.device)?;
+        let loss_scale = cfg.precision.scales_loss().then(LossScale::default);
         let macs = summarize(&model, Vec::new()).total_macs;
         let c = &model.config;
         let images = Tensor::randn([batch, c.in_channels, c.image_size, c.image_size], (Kind::Float, s.device));
         let labels = Tensor::randint(c.num_classes, [batch], (Kind::Int64, s.device));
-        Ok(ModelBench { cfg, model, sgd, images, labels, macs })
+        Ok(ModelBench { cfg, model, sgd, loss_scale, images, labels, macs })
     }
 
     pub fn batch(&self) -> i64 {
@@ -48,14 +54,19 @@ impl ModelBench {
 
     /// One training step on `images`/`labels`, as the trainer takes it.
     pub fn train_step_on(&mut self, images: &Tensor, labels: &Tensor) -> Result<()> {
-        let model = &self.model;
+        let (model, precision, device) = (&self.model, self.cfg.precision, images.device());
         let n = labels.size()[0] as usize;
-        micro_batch::forward_backward(&|x| model.forward_t(x, true), images, labels, n, 1.0).map_err(|e| match e {
-            StepError::Torch(e) => Error::Torch(e),
+        let scale = self.loss_scale.as_ref().map_or(1.0, |s| s.scale);
+        let forward = |x: &Tensor| precision.forward(device, || model.forward_t(x, true));
+        micro_batch::forward_backward(&forward, images, labels, n, scale).map_err(|e| match e {
+            StepError::Failed(e) => e,
             StepError::OutOfMemory(m) => Error::OutOfMemory(m),
             StepError::Diverged(loss) => internal_err!("the benchmark's training loss became {loss}"),
         })?;
-        self.sgd.step(BENCH_LR);
+        let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p));
+        if self.loss_scale.as_mut().is_none_or(|s| s.unscale_and_update(params)) {
+            self.sgd.step(BENCH_LR);
+        }
         self.sgd.zero_grad();
         Ok(())
     }
@@ -65,15 +76,17 @@ impl ModelBench {
         self.train_step_on(&x, &y)
     }
 
-    fn eval_step(&self) {
-        let logits = tch::no_grad(|| self.model.forward_t(&self.images, false));
+    fn eval_step(&self) -> Result<()> {
+        let device = self.images.device();
+        let logits = tch::no_grad(|| self.cfg.precision.forward(device, || self.model.forward_t(&self.images, false)))?;
         drop(logits);
+        Ok(())
     }
 
     /// One untimed training step and evaluation pass (allocator, kernel selection, caches).
     pub fn warm_up(&mut self) -> Result<()> {
         self.train_step()?;
-        self.eval_step();
+        self.eval_step()?;
         synchronize(self.images.device());
         Ok(())
     }
@@ -87,10 +100,7 @@ impl ModelBench {
 
     /// Evaluation images/s (no gradients, BN in eval mode).
     pub fn eval_rate(&self, steps: usize) -> Result<f64> {
-        let t = median_seconds(self.images.device(), steps, || {
-            self.eval_step();
-            Ok(())
-        })?;
+        let t = median_seconds(self.images.device(), steps, || self.eval_step())?;
         Ok(self.batch() as f64 / t)
     }
 
@@ -133,6 +143,8 @@ impl ModelBench {
             "dampening": self.cfg.dampening,
             "nesterov": self.cfg.nesterov,
             "weight_decay": self.cfg.weight_decay,
+            "precision": self.cfg.precision,
+            "channels_last": self.cfg.channels_last,
             "weights": path_string(&weights),
             "io": path_string(&io),
         }))
@@ -146,14 +158,24 @@ fn path_string(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::precision::Precision;
     use tch::Device;
 
     #[test]
     fn a_timed_step_trains_the_model_and_rates_are_positive() {
-        let s = Settings { device: Device::Cpu, threads: 1, repeats: 1, steps: 1, batch: None };
+        let s = Settings {
+            device: Device::Cpu,
+            threads: 1,
+            repeats: 1,
+            steps: 1,
+            batch: None,
+            precision: Precision::Bf16,
+            channels_last: true,
+        };
         let mut b =
             ModelBench::build("tiny", &serde_json::json!({"arch": "tiny-cnn", "dataset": "mnist"}), 4, &s).unwrap();
         assert_eq!(b.macs, 18_644_356);
+        assert_eq!((b.cfg.precision, b.cfg.channels_last), (Precision::Bf16, true), "the bench's execution settings");
         let before = b.model.named_parameters()[0].1.copy();
         b.warm_up().unwrap();
         assert!(b.train_rate(1).unwrap() > 0.0 && b.eval_rate(1).unwrap() > 0.0);

@@ -14,6 +14,14 @@ pub struct ReferenceResult {
     pub peak_rss_bytes: Option<u64>,
 }
 
+/// The same model row measured in fp32 and the default memory order, interleaved with the row's own
+/// repeats (when `--precision` or `--channels-last` changed how the row runs).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Baseline {
+    pub throughput: Samples,
+    pub eval: Samples,
+}
+
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowResult {
@@ -36,6 +44,7 @@ pub struct RowResult {
     pub eval_gflops: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
     pub reference: Option<ReferenceResult>,
+    pub baseline: Option<Baseline>,
 }
 
 impl RowResult {
@@ -59,6 +68,9 @@ pub struct BenchReport {
     pub cpu: String,
     pub device: String,
     pub threads: usize,
+    /// The rows' arithmetic (`fp32`, `bf16`, `fp16`) and memory order.
+    pub precision: String,
+    pub channels_last: bool,
     pub repeats: usize,
     pub steps: usize,
     pub libtorch: String,
@@ -91,14 +103,17 @@ impl BenchReport {
     /// convtrain/PyTorch ratios (median and range over the interleaved repeats).
     pub fn render(&self) -> String {
         let with_ref = self.reference_torch.is_some();
+        let with_baseline = self.rows.iter().any(|r| r.baseline.is_some());
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "convtrain bench, {} UTC, {}, device {}, {} threads, libtorch {}{}; median of {} repeats × {} steps, ± half the range",
+            "convtrain bench, {} UTC, {}, device {}, {} threads, {}{}, libtorch {}{}; median of {} repeats × {} steps, ± half the range",
             self.date_utc,
             self.cpu,
             self.device,
             self.threads,
+            self.precision,
+            if self.channels_last { " channels-last" } else { "" },
             self.libtorch,
             self.reference_torch.as_ref().map_or(String::new(), |t| format!(" (PyTorch {t}, interleaved)")),
             self.repeats,
@@ -108,6 +123,9 @@ impl BenchReport {
             "{:<34} {:>5} {:>16} {:>16} {:>13} {:>7}",
             "row", "batch", "img/s", "eval img/s", "GFLOP/s", "RSS MiB"
         );
+        if with_baseline {
+            let _ = write!(header, " {:>20} {:>20}", "× fp32 (range)", "× fp32 eval (range)");
+        }
         if with_ref {
             let _ = write!(
                 header,
@@ -132,6 +150,13 @@ impl BenchReport {
                 gflops,
                 mib(r.peak_rss_bytes)
             );
+            if with_baseline {
+                let (t, e) = match (&r.baseline, &r.eval) {
+                    (Some(b), Some(e)) => (ratio(&r.throughput, &b.throughput), ratio(e, &b.eval)),
+                    _ => ("-".into(), "-".into()),
+                };
+                let _ = write!(s, " {t:>20} {e:>20}");
+            }
             if let Some(p) = &r.reference {
                 let check = match &p.agreement {
                     Some(a) if a.agrees => format!("{:.0e}", a.relative_difference),
@@ -165,6 +190,13 @@ impl BenchReport {
             "\nimg/s: training step (forward, loss, backward, SGD) for model rows, one pass for pipeline and epoch rows. \
              GFLOP/s: train / eval, from the MACs of `summary` (training counted as 3 × the forward)."
         );
+        if with_baseline {
+            let _ = writeln!(
+                s,
+                "× fp32: this precision and memory order / the same row in fp32 NCHW, measured interleaved (RSS then \
+                 includes both models)."
+            );
+        }
         if with_ref {
             let _ = writeln!(
                 s,
@@ -201,6 +233,10 @@ mod tests {
                 eval: Some(Samples { values: vec![15.0] }),
                 peak_rss_bytes: None,
             }),
+            baseline: Some(Baseline {
+                throughput: Samples { values: vec![4.0, 6.0, 4.4] },
+                eval: Samples { values: vec![20.0] },
+            }),
         }
         .with_gflops();
         assert_eq!(row.train_gflops, Some(66.0));
@@ -210,6 +246,8 @@ mod tests {
             cpu: "cpu".into(),
             device: "cpu".into(),
             threads: 2,
+            precision: "bf16".into(),
+            channels_last: false,
             repeats: 3,
             steps: 1,
             libtorch: "2.13.0".into(),
@@ -219,5 +257,7 @@ mod tests {
         let table = report.render();
         assert!(table.contains("11.0 ±9%") && table.contains("2.00× (2.00–2.00)"), "{table}");
         assert!(table.contains("model: small batch"), "{table}");
+        // Paired ratios to the fp32 baseline: 10/4, 12/6, 11/4.4 → median 2.5, range 2.0–2.5.
+        assert!(table.contains("bf16") && table.contains("2.50× (2.00–2.50)") && table.contains("1.50×"), "{table}");
     }
 }

@@ -42,6 +42,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         repeats: a.repeats,
         steps: a.steps,
         batch: a.batch,
+        precision: a.precision,
+        channels_last: a.channels_last,
     };
     settings.validate()?;
     let mut reference = if a.against_pytorch {

@@ -99,14 +99,18 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
     let _ceiling = if device.is_cuda() { None } else { MemoryCeiling::install() };
     let setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
     let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
-    let model = catch_torch(&format!("building {}", mc.arch), "Lower --resize or the model's size.", || {
+    let mut model = catch_torch(&format!("building {}", mc.arch), "Lower --resize or the model's size.", || {
         Model::build(&mc, device)
     })?;
+    if cfg.channels_last {
+        model.use_channels_last();
+    }
     model.load_checkpoint(&ck)?;
     // The whole split: a run's limit_val_batches only shortens its per-epoch validation.
     let what = format!("evaluating with batches of {} images", cfg.eval_batch_size);
-    let result =
-        catch_torch(&what, "Lower --batch-size.", || evaluate(&model, &setup, cfg.eval_batch_size, None, device))?;
+    let result = catch_torch(&what, "Lower --batch-size.", || {
+        evaluate(&model, &setup, cfg.eval_batch_size, None, device, cfg.precision)
+    })?;
     let report = EvaluateReport {
         checkpoint: ck_path.display().to_string(),
         arch: mc.arch.clone(),

@@ -322,6 +322,18 @@ pub struct Model {
     pub net: Box<dyn ModuleT>,
     pub arch: &'static Arch,
     pub config: ModelConfig,
+    /// Inputs go to the network in channels-last memory order ([`Model::use_channels_last`]).
+    channels_last: bool,
+}
+
+/// `t` in channels-last (NHWC) memory order when it is 4-D — the same values, strided so that the
+/// channels are innermost, which makes libtorch pick its NHWC kernels — else `t` itself.
+pub fn to_channels_last(t: &Tensor) -> Tensor {
+    if t.dim() == 4 {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        t.shallow_clone()
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -336,11 +348,29 @@ impl Model {
         let arch = find(&config.arch)?;
         let vs = nn::VarStore::new(device);
         let net = (arch.build)(&vs.root(), config)?;
-        Ok(Model { vs, net, arch, config: config.clone() })
+        Ok(Model { vs, net, arch, config: config.clone(), channels_last: false })
+    }
+
+    /// Stores every 4-D variable (convolution kernels) in channels-last memory order and feeds the
+    /// inputs in it from now on (`--channels-last`). Values, names and checkpoints are unchanged
+    /// (checkpoints are written contiguous and read into the variables' own layout).
+    pub fn use_channels_last(&mut self) {
+        tch::no_grad(|| {
+            for (_, mut v) in self.vs.variables() {
+                if v.dim() == 4 {
+                    v.set_data(&to_channels_last(&v));
+                }
+            }
+        });
+        self.channels_last = true;
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(xs, train)
+        if self.channels_last {
+            self.net.forward_t(&to_channels_last(xs), train)
+        } else {
+            self.net.forward_t(xs, train)
+        }
     }
 
     /// Trainable parameter count (each shared tensor once, frozen ones left out): the number the

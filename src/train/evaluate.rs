@@ -3,6 +3,7 @@ use super::setup::DataSetup;
 use crate::data::BatchLoader;
 use crate::error::Result;
 use crate::models::Model;
+use crate::precision::Precision;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 
@@ -36,14 +37,15 @@ pub struct TestReport {
     pub last: CheckpointScore,
 }
 
-/// Evaluates `model` (BN in eval mode, no gradients) on the evaluation split of `setup`, or on its
-/// first `limit_batches` batches.
+/// Evaluates `model` (BN in eval mode, no gradients, forward passes in `precision`) on the evaluation
+/// split of `setup`, or on its first `limit_batches` batches.
 pub fn evaluate(
     model: &Model,
     setup: &DataSetup,
     batch_size: usize,
     limit_batches: Option<usize>,
     device: Device,
+    precision: Precision,
 ) -> Result<EvalResult> {
     let indices = std::sync::Arc::new(setup.eval_indices.clone());
     let loader = BatchLoader::new(
@@ -62,7 +64,7 @@ pub fn evaluate(
     tch::no_grad(|| -> Result<()> {
         for batch in loader.take(limit_batches.unwrap_or(usize::MAX)) {
             let batch = batch?;
-            let logits = model.forward_t(&batch.images, false);
+            let logits = precision.forward(device, || model.forward_t(&batch.images, false))?;
             let bs = batch.labels.size()[0] as usize;
             loss_sum += f64::try_from(logits.cross_entropy_for_logits(&batch.labels)).unwrap_or(f64::NAN) * bs as f64;
             let (_, idx) = logits.topk(k, -1, true, true);

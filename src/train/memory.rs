@@ -71,6 +71,11 @@ pub fn available_bytes() -> Option<u64> {
     Some(free)
 }
 
+/// Resident memory of this process now (`VmRSS`); `None` where the system does not say (not Linux).
+pub fn rss_bytes() -> Option<u64> {
+    meminfo(&read("/proc/self/status")?, "VmRSS:")
+}
+
 /// Peak resident memory of this process (`VmHWM`), since it started or since the last
 /// [`reset_peak_rss`]. `None` where the system does not say (not Linux).
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -7,10 +7,10 @@
 //! mini-batch with the schedule's lr for it. Not equal by construction: BatchNorm normalises each
 //! slice with the slice's own statistics (and updates its running statistics once per slice), and
 //! dropout masks are drawn per slice.
-use crate::error::{is_out_of_memory, panic_message};
+use crate::error::{is_out_of_memory, panic_message, Error, Result};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use tch::{Kind, TchError, Tensor};
+use tch::{Kind, Tensor};
 
 /// Why a mini-batch's forward/backward did not complete.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub enum StepError {
     OutOfMemory(String),
     /// The loss of a slice was NaN or infinite (its value).
     Diverged(f64),
-    Torch(TchError),
+    Failed(Error),
 }
 
 /// The next micro-batch size to try after `size` ran out of memory; `None` when one image did.
@@ -36,12 +36,12 @@ pub fn halve(size: usize) -> Option<usize> {
 /// as [`StepError::OutOfMemory`]; any other panic continues unwinding. After an error the slices
 /// already done have added to `.grad`: the caller restores a [`StepSnapshot`] before retrying.
 pub fn forward_backward(
-    forward: &dyn Fn(&Tensor) -> Tensor,
+    forward: &dyn Fn(&Tensor) -> Result<Tensor>,
     images: &Tensor,
     labels: &Tensor,
     micro: usize,
     weight: f64,
-) -> Result<(f64, f64), StepError> {
+) -> std::result::Result<(f64, f64), StepError> {
     let n = labels.size()[0];
     let micro = (micro as i64).clamp(1, n.max(1));
     let (mut loss, mut correct, mut start) = (0.0, 0.0, 0);
@@ -53,14 +53,14 @@ pub fn forward_backward(
         } else {
             (images.narrow(0, start, len), labels.narrow(0, start, len))
         };
-        let slice = catch_unwind(AssertUnwindSafe(|| {
-            let logits = forward(&x);
+        let slice = catch_unwind(AssertUnwindSafe(|| -> Result<_> {
+            let logits = forward(&x)?;
             let slice_loss = logits.cross_entropy_for_logits(&y);
             let value = f64::try_from(&slice_loss).unwrap_or(f64::NAN);
             let hits = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Float)).unwrap_or(0.0);
-            (slice_loss, value, hits)
+            Ok((slice_loss, value, hits))
         }));
-        let (slice_loss, value, hits) = slice.map_err(out_of_memory_or_resume)?;
+        let (slice_loss, value, hits) = slice.map_err(out_of_memory_or_resume)?.map_err(StepError::Failed)?;
         if !value.is_finite() {
             return Err(StepError::Diverged(value));
         }
@@ -71,7 +71,7 @@ pub fn forward_backward(
             if is_out_of_memory(&message) {
                 StepError::OutOfMemory(message)
             } else {
-                StepError::Torch(e)
+                StepError::Failed(e.into())
             }
         })?;
         loss += value * share;
@@ -159,11 +159,11 @@ mod tests {
     #[test]
     fn micro_batches_give_the_whole_batch_gradient_loss_and_hits() {
         let (w1, w2, x, y) = mlp();
-        let forward = |x: &Tensor| x.mm(&w1).tanh().mm(&w2);
+        let forward = |x: &Tensor| Ok(x.mm(&w1).tanh().mm(&w2));
         let whole = forward_backward(&forward, &x, &y, 11, 0.5).unwrap();
         let want = grads(&[&w1, &w2]);
         // The unsliced path is the plain step: loss value and gradient bit for bit.
-        let reference_loss = f64::try_from(forward(&x).cross_entropy_for_logits(&y)).unwrap();
+        let reference_loss = f64::try_from(forward(&x).unwrap().cross_entropy_for_logits(&y)).unwrap();
         assert_eq!(whole.0, reference_loss);
         for micro in [1, 3, 4, 10] {
             for w in [&w1, &w2] {
@@ -186,7 +186,7 @@ mod tests {
         let forward = |x: &Tensor| {
             let _ = tch::no_grad(|| bn_stat.shallow_clone().g_add_scalar_(1.0));
             assert!(x.size()[0] != 3, "CUDA out of memory. Tried to allocate 2.00 GiB");
-            x.mm(&w1).tanh().mm(&w2)
+            Ok(x.mm(&w1).tanh().mm(&w2))
         };
         forward_backward(&forward, &x.narrow(0, 0, 4), &y.narrow(0, 0, 4), 4, 1.0).unwrap();
         let before = grads(&[&w1, &w2]);
@@ -214,7 +214,9 @@ mod tests {
             let _ = forward_backward(&|_: &Tensor| panic!("shape mismatch"), &x, &y, 4, 1.0);
         }));
         assert_eq!(panic_message(r.unwrap_err().as_ref()), "shape mismatch");
-        let nan = |x: &Tensor| x.mm(&w1).narrow(1, 0, 3) * f64::NAN;
+        let nan = |x: &Tensor| Ok(x.mm(&w1).narrow(1, 0, 3) * f64::NAN);
         assert!(matches!(forward_backward(&nan, &x, &y, 11, 1.0), Err(StepError::Diverged(v)) if v.is_nan()));
+        let refused = |_: &Tensor| Err(crate::internal_err!("autocast refused"));
+        assert!(matches!(forward_backward(&refused, &x, &y, 11, 1.0), Err(StepError::Failed(Error::Internal(_)))));
     }
 }

@@ -4,6 +4,7 @@ pub mod evaluate;
 pub mod hooks;
 pub mod lock;
 pub mod log;
+pub mod loss_scale;
 pub mod memory;
 pub mod micro_batch;
 pub mod optimizer;

@@ -5,6 +5,7 @@
 //! is ignored on read. On resume both files are cut back to what the checkpoint covers (records of later
 //! steps and the previous test results go), so a resumed run's records equal an uninterrupted run's.
 use super::log::EpochRow;
+use super::memory::rss_bytes;
 use super::run_dir::RunDir;
 use super::tfevents::{Event, EventWriter};
 use crate::checkpoint::write_atomic;
@@ -98,25 +99,31 @@ impl Tracker {
     /// An epoch's row, at optimizer step `step`.
     pub fn epoch(&self, step: u64, row: &EpochRow) -> Result<()> {
         let mut record = to_json_value(row, "an epoch's metrics")?;
+        // Resident memory at the epoch's end: a run whose memory grows shows it here.
+        let rss = rss_bytes();
         if let Value::Object(m) = &mut record {
             m.insert("kind".into(), "epoch".into());
             m.insert("step".into(), step.into());
+            m.insert("rss_bytes".into(), rss.into());
         }
         self.append(&record)?;
-        self.events.scalars(
-            step as i64,
-            &[
-                ("epoch/epoch", row.epoch as f64),
-                ("epoch/lr", row.lr),
-                ("epoch/train_loss", row.train_loss),
-                ("epoch/train_top1", row.train_top1),
-                ("val/loss", row.val_loss),
-                ("val/top1", row.val_top1),
-                ("val/top5", row.val_top5),
-                ("val/best_top1", row.best_val_top1),
-                ("epoch/images_per_second", row.images_per_second),
-            ],
-        )
+        // The epoch number stays the first tag: it is how a resume recognises an epoch's event.
+        let rss_mib = rss.map(|b| ("system/rss_mib", b as f64 / (1u64 << 20) as f64));
+        let scalars: Vec<(&str, f64)> = [
+            ("epoch/epoch", row.epoch as f64),
+            ("epoch/lr", row.lr),
+            ("epoch/train_loss", row.train_loss),
+            ("epoch/train_top1", row.train_top1),
+            ("val/loss", row.val_loss),
+            ("val/top1", row.val_top1),
+            ("val/top5", row.val_top5),
+            ("val/best_top1", row.best_val_top1),
+            ("epoch/images_per_second", row.images_per_second),
+        ]
+        .into_iter()
+        .chain(rss_mib)
+        .collect();
+        self.events.scalars(step as i64, &scalars)
     }
 
     /// A checkpoint's (`which`: best or last) test scores, at optimizer step `step`.

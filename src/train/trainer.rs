@@ -10,6 +10,7 @@ use super::evaluate::{evaluate, CheckpointScore, EvalResult, TestReport};
 use super::hooks::Hooks;
 use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
+use super::loss_scale::LossScale;
 use super::memory::available_bytes;
 use super::micro_batch::{self, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
@@ -52,6 +53,9 @@ pub struct TrainState {
     /// resumed run slices as the original did); `None`: the configuration's `micro_batch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micro_batch: Option<usize>,
+    /// The loss scale of a float16 run (`--precision fp16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<LossScale>,
 }
 
 impl TrainState {
@@ -108,10 +112,14 @@ pub fn build_model(cfg: &TrainConfig, device: Device) -> Result<Model> {
         mc.depth.map_or("default".into(), |d| d.to_string()),
         mc.width.map_or("default".into(), |w| w.to_string())
     );
-    catch_torch(&what, "Lower --width, --depth, --resize or the family's size options.", || {
+    let mut model = catch_torch(&what, "Lower --width, --depth, --resize or the family's size options.", || {
         tch::manual_seed(derive_seed(cfg.seed, &[0x1A17]) as i64);
         Model::build(&mc, device)
-    })
+    })?;
+    if cfg.channels_last {
+        model.use_channels_last();
+    }
+    Ok(model)
 }
 
 /// Refuses a CPU model whose training state (gradients, momentum buffers and the copies a checkpoint
@@ -247,7 +255,8 @@ impl Trainer {
         let limit = cfg.limit_train_batches.unwrap_or(usize::MAX);
         let batches_per_epoch = n_train.div_ceil(cfg.batch_size).min(limit);
 
-        let mut state = TrainState::default();
+        let mut state =
+            TrainState { loss_scale: cfg.precision.scales_loss().then(LossScale::default), ..TrainState::default() };
         if resuming {
             let last = run.last();
             let ck = checkpoint::load(&last)?;
@@ -443,7 +452,7 @@ impl Trainer {
         let what = format!("scoring on the test split with batches of {} images", self.cfg.eval_batch_size);
         let score = |model: &Model| {
             catch_torch(&what, "Lower --eval-batch-size (it may change on resume).", || {
-                evaluate(model, &setup, self.cfg.eval_batch_size, None, self.device)
+                evaluate(model, &setup, self.cfg.eval_batch_size, None, self.device, self.cfg.precision)
             })
         };
         let (last_epoch, best_epoch) = (self.state.epoch, self.state.best_epoch);
@@ -536,7 +545,11 @@ impl Trainer {
         state.batch += 1;
         if state.batch == group_end {
             *lr = self.schedule.lr(cfg.lr, self.position(epoch, self.state.batch));
-            self.sgd.step(*lr);
+            let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p));
+            // A float16 step with overflowed gradients is skipped (loss_scale.rs).
+            if self.state.loss_scale.as_mut().is_none_or(|s| s.unscale_and_update(params)) {
+                self.sgd.step(*lr);
+            }
             self.sgd.zero_grad();
             self.state.optimizer_steps += 1;
         }
@@ -585,13 +598,14 @@ impl Trainer {
         loop {
             let micro = self.state.micro_batch.or(self.cfg.micro_batch).unwrap_or(bs).min(bs);
             tch::manual_seed(derive_seed(self.cfg.seed, &[0xD0, epoch as u64, b_idx as u64]) as i64);
-            let model = &self.model;
+            let (model, precision, device) = (&self.model, self.cfg.precision, self.device);
+            let scale = self.state.loss_scale.as_ref().map_or(1.0, |s| s.scale);
             let failure = match micro_batch::forward_backward(
-                &|x| model.forward_t(x, true),
+                &|x| precision.forward(device, || model.forward_t(x, true)),
                 &batch.images,
                 &batch.labels,
                 micro,
-                share,
+                share * scale,
             ) {
                 Ok(done) => return Ok(done),
                 Err(e) => e,
@@ -630,7 +644,7 @@ impl Trainer {
                         b_idx + 1,
                     )));
                 }
-                (StepError::Torch(e), ..) => return Err(e.into()),
+                (StepError::Failed(e), ..) => return Err(e),
             }
         }
     }
@@ -641,7 +655,8 @@ impl Trainer {
         let lr_epoch = self.schedule.lr(self.cfg.lr, self.position(epoch, 1));
         let what = format!("validating with batches of {} images", self.cfg.eval_batch_size);
         let val = catch_torch(&what, "Lower --eval-batch-size (it may change on resume).", || {
-            evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, self.cfg.limit_val_batches, self.device)
+            let (limit, precision) = (self.cfg.limit_val_batches, self.cfg.precision);
+            evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, limit, self.device, precision)
         })?;
         let state = &mut self.state;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
@@ -680,6 +695,7 @@ impl Trainer {
             best_val_top1: state.best_val_top1,
             best_epoch: state.best_epoch,
             micro_batch: state.micro_batch,
+            loss_scale: state.loss_scale.clone(),
             ..Default::default()
         };
         if improved {
