@@ -92,7 +92,7 @@ pub struct TrainConfig {
     pub threads: Option<usize>,
     /// Arithmetic of the forward passes (`fp32`, `bf16`, `fp16`; src/precision.rs).
     pub precision: Precision,
-    /// Images and 4-D parameters in channels-last memory order (`models::memory_format`).
+    /// Images and 4-D parameters in channels-last memory order (`Model::use_channels_last`).
     pub channels_last: bool,
     pub job_id: Option<String>,
     pub runs_dir: PathBuf,
@@ -202,6 +202,11 @@ pub fn data_root(dataset: &str) -> PathBuf {
 /// parses as JSON (`0.1`, `true`, `[60,120]`, `null`), the text itself otherwise.
 pub fn setting_value(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+/// A setting's value as tables and messages show it: a string without its quotes, anything else as JSON.
+pub fn show_value(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 /// Parses `--set key=value` into a known key (dashes read as underscores) and its value; an unknown

@@ -8,7 +8,7 @@ use crate::internal_err;
 use crate::models::summary::summarize;
 use crate::models::vgg_features::{self, VggFeaturesOptions};
 use crate::models::{ExportRequest, Model};
-use crate::train::loss_scale::LossScale;
+use crate::train::loss_scale::{self, LossScale};
 use crate::train::micro_batch::{self, StepError};
 use crate::train::optimizer::Sgd;
 use crate::train::trainer::build_model_and_optimizer;
@@ -56,17 +56,14 @@ impl ModelBench {
     pub fn train_step_on(&mut self, images: &Tensor, labels: &Tensor) -> Result<()> {
         let (model, precision, device) = (&self.model, self.cfg.precision, images.device());
         let n = labels.size()[0] as usize;
-        let scale = self.loss_scale.as_ref().map_or(1.0, |s| s.scale);
+        let scale = loss_scale::loss_factor(self.loss_scale.as_ref());
         let forward = |x: &Tensor| precision.forward(device, || model.forward_t(x, true));
         micro_batch::forward_backward(&forward, images, labels, n, scale).map_err(|e| match e {
             StepError::Failed(e) => e,
             StepError::OutOfMemory(m) => Error::OutOfMemory(m),
             StepError::Diverged(loss) => internal_err!("the benchmark's training loss became {loss}"),
         })?;
-        let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p));
-        if self.loss_scale.as_mut().is_none_or(|s| s.unscale_and_update(params)) {
-            self.sgd.step(BENCH_LR);
-        }
+        loss_scale::optimizer_step(&mut self.sgd, BENCH_LR, self.loss_scale.as_mut());
         self.sgd.zero_grad();
         Ok(())
     }

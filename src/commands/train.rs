@@ -2,7 +2,7 @@
 //! ceiling, train with console output; `--print-config` and `--dry-run` stop before anything is written.
 use crate::checkpoint;
 use crate::cli::{self, TrainArgs};
-use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
+use crate::config::{show_value, TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{to_json_pretty, Result};
 use crate::input_err;
 use crate::models::summary::{summarize, thousands};
@@ -142,12 +142,10 @@ fn continuation(plan: &RunPlan, cfg: &TrainConfig) -> Result<String> {
             format!("resumes at epoch {} batch {} of {} epochs", state.epoch + 1, state.batch, cfg.epochs)
         }
     };
-    let changes: Vec<String> =
-        plan.changes.iter().map(|(k, c)| format!("{k} {} → {}", show(&c["from"]), show(&c["to"]))).collect();
+    let changes: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|(k, c)| format!("{k} {} → {}", show_value(&c["from"]), show_value(&c["to"])))
+        .collect();
     Ok(if changes.is_empty() { position } else { format!("{position}; changes {}", changes.join(", ")) })
-}
-
-/// A configuration value as a message shows it (a string without its quotes).
-fn show(v: &serde_json::Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }

@@ -328,7 +328,7 @@ pub struct Model {
 
 /// `t` in channels-last (NHWC) memory order when it is 4-D — the same values, strided so that the
 /// channels are innermost, which makes libtorch pick its NHWC kernels — else `t` itself.
-pub fn to_channels_last(t: &Tensor) -> Tensor {
+fn to_channels_last(t: &Tensor) -> Tensor {
     if t.dim() == 4 {
         t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     } else {

@@ -9,7 +9,7 @@
 //! over epochs. The `scored_by` column says which.
 use super::results::PointResult;
 use super::spec::{model_key, traced_macs};
-use crate::config::{TrainConfig, RESUMABLE_OVERRIDES};
+use crate::config::{show_value, TrainConfig, RESUMABLE_OVERRIDES};
 use crate::error::{read_json_if_present, to_json_value, Result};
 use crate::input_err;
 use crate::train::log::read_rows;
@@ -134,13 +134,6 @@ fn mean_std(v: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(m), s)
 }
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The table of the runs in `dirs`, one row per configuration, in the order first met. MACs are the
 /// ones a run recorded at its start; for runs of earlier versions the model is built (on the CPU) and
 /// traced, once per distinct model.
@@ -182,7 +175,7 @@ pub fn table(dirs: &[PathBuf]) -> Result<Vec<TableRow>> {
             } else {
                 cfg.model_options.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str()).collect()
             };
-            labels.extend(shown.iter().map(|k| format!("{k}={}", first.key.get(*k).map_or("null".into(), show))));
+            labels.extend(shown.iter().map(|k| format!("{k}={}", first.key.get(*k).map_or("null".into(), show_value))));
             let top1: Vec<f64> = g.iter().filter_map(|r| r.top1).collect();
             let errors: Vec<f64> = top1.iter().map(|t| 100.0 - t).collect();
             let (top1_mean, top1_std) = mean_std(&top1);

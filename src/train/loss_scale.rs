@@ -4,6 +4,7 @@
 //! step; a step whose gradients hold an infinity or a NaN is skipped and the scale halved; after 2000
 //! steps in a row without one the scale doubles. The scale is a power of two, so scaling and
 //! unscaling are exact. Its state is part of the trainer's state, saved in every checkpoint.
+use super::optimizer::Sgd;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -12,6 +13,19 @@ const INIT_SCALE: f64 = 65536.0;
 const GROWTH_FACTOR: f64 = 2.0;
 const BACKOFF_FACTOR: f64 = 0.5;
 const GROWTH_INTERVAL: u64 = 2000;
+
+/// What the loss is multiplied by before the backward pass: the scale of a float16 run, else 1.
+pub fn loss_factor(scale: Option<&LossScale>) -> f64 {
+    scale.map_or(1.0, |s| s.scale)
+}
+
+/// The optimizer step with learning rate `lr` of a run with or without loss scaling: with it, the
+/// gradients are unscaled first and a step whose gradients overflowed is skipped.
+pub fn optimizer_step(sgd: &mut Sgd, lr: f64, scale: Option<&mut LossScale>) {
+    if scale.is_none_or(|s| s.unscale_and_update(sgd.parameters())) {
+        sgd.step(lr);
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LossScale {

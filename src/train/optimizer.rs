@@ -58,6 +58,11 @@ impl Sgd {
         Sgd { groups, momentum, dampening, nesterov, buffers: BTreeMap::new() }
     }
 
+    /// Every parameter the optimizer updates, group by group.
+    pub fn parameters(&self) -> impl Iterator<Item = &Tensor> {
+        self.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p))
+    }
+
     pub fn zero_grad(&mut self) {
         for g in &mut self.groups {
             for (_, p) in &mut g.params {
@@ -211,7 +216,7 @@ mod tests {
                     d = if nesterov { d + &b * momentum } else { b.copy() };
                     buf = Some(b);
                 }
-                naive = naive - d * 0.05;
+                naive -= d * 0.05;
                 assert!(
                     p.detach().equal(&naive),
                     "wd {wd} m {momentum} damp {dampening} nesterov {nesterov} step {step}"

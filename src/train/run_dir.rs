@@ -374,7 +374,8 @@ pub fn new_run_config(mut cfg: TrainConfig) -> Result<TrainConfig> {
 fn plan_continue(run: RunDir, opts: &StartOptions) -> Result<RunPlan> {
     let mut warnings = Vec::new();
     let resuming = run.last().is_file();
-    if !resuming && run.epochs_without_checkpoint() > 0 {
+    let trained = if resuming { 0 } else { run.epochs_without_checkpoint() };
+    if trained > 0 {
         let init = if run.best().is_file() {
             format!(" (--init-from {} starts it from this run's best weights)", run.best().display())
         } else {
@@ -385,7 +386,7 @@ fn plan_continue(run: RunDir, opts: &StartOptions) -> Result<RunPlan> {
              keeps only best.safetensors of a done point unless --keep-checkpoints all — so it cannot continue, and \
              restarting it would replace its results. Start a new run instead{init}.",
             run.dir.display(),
-            run.epochs_without_checkpoint()
+            trained
         ));
     }
     let (saved, source) = if resuming {

@@ -10,7 +10,7 @@ use super::evaluate::{evaluate, CheckpointScore, EvalResult, TestReport};
 use super::hooks::Hooks;
 use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
-use super::loss_scale::LossScale;
+use super::loss_scale::{self, LossScale};
 use super::memory::available_bytes;
 use super::micro_batch::{self, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
@@ -545,11 +545,7 @@ impl Trainer {
         state.batch += 1;
         if state.batch == group_end {
             *lr = self.schedule.lr(cfg.lr, self.position(epoch, self.state.batch));
-            let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p));
-            // A float16 step with overflowed gradients is skipped (loss_scale.rs).
-            if self.state.loss_scale.as_mut().is_none_or(|s| s.unscale_and_update(params)) {
-                self.sgd.step(*lr);
-            }
+            loss_scale::optimizer_step(&mut self.sgd, *lr, self.state.loss_scale.as_mut());
             self.sgd.zero_grad();
             self.state.optimizer_steps += 1;
         }
@@ -592,14 +588,14 @@ impl Trainer {
         let bs = batch.labels.size()[0] as usize;
         let mut snapshot = self.device.is_cuda().then(|| {
             let buffers = self.model.named_variables().into_iter().filter(|(_, t)| !t.requires_grad()).map(|(_, t)| t);
-            let params = self.sgd.groups.iter().flat_map(|g| g.params.iter().map(|(_, p)| p.shallow_clone()));
+            let params = self.sgd.parameters().map(|p| p.shallow_clone());
             StepSnapshot::take(buffers.collect(), params.collect(), b_idx % self.cfg.accum_steps != 0)
         });
         loop {
             let micro = self.state.micro_batch.or(self.cfg.micro_batch).unwrap_or(bs).min(bs);
             tch::manual_seed(derive_seed(self.cfg.seed, &[0xD0, epoch as u64, b_idx as u64]) as i64);
             let (model, precision, device) = (&self.model, self.cfg.precision, self.device);
-            let scale = self.state.loss_scale.as_ref().map_or(1.0, |s| s.scale);
+            let scale = loss_scale::loss_factor(self.state.loss_scale.as_ref());
             let failure = match micro_batch::forward_backward(
                 &|x| precision.forward(device, || model.forward_t(x, true)),
                 &batch.images,
