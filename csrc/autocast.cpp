@@ -1,8 +1,10 @@
 // Autocast for any device type. tch binds only libtorch's deprecated CUDA switch
 // (`at_autocast_set_enabled`); convtrain's `--precision bf16|fp16` needs the per-device form for the
 // CPU as well, and the dtype. Each call returns 0, or 1 when libtorch threw (its message copied into
-// `err`, at most `len` bytes with the terminating NUL). See src/precision.rs.
+// `err`, at most `len` bytes with the terminating NUL). Also how the CPU runs bfloat16, from the CPU
+// capabilities libtorch detected. See src/precision.rs.
 #include <ATen/autocast_mode.h>
+#include <ATen/cpu/Utils.h>
 
 #include <cstring>
 #include <exception>
@@ -58,6 +60,30 @@ int convtrain_autocast_exit(int cuda, const convtrain_autocast_state* previous, 
     return 0;
   } catch (const std::exception& e) {
     return report(e, err, len);
+  }
+}
+
+/// How libtorch runs bfloat16 convolutions on this CPU: 2 with AVX512-BF16 or AMX-BF16 instructions
+/// (oneDNN's native kernels), 1 with AVX-512 BW/VL/DQ only (oneDNN, converting to float32 inside its
+/// kernels), 0 on an x86-64 CPU without AVX-512 (libtorch's reference kernels), -1 when not known (not
+/// an x86-64 CPU, or the query failed).
+int convtrain_cpu_bf16_support() {
+  try {
+    const auto caps = at::cpu::get_cpu_capabilities();
+    const auto flag = [&](const char* key) {
+      const auto it = caps.find(key);
+      return it != caps.end() && it->second.isBool() && it->second.toBool();
+    };
+    const auto arch = caps.find("architecture");
+    if (arch == caps.end() || !arch->second.isString() || arch->second.toStringRef() != "x86_64") {
+      return -1;
+    }
+    if (flag("avx512_bf16") || flag("amx_bf16")) {
+      return 2;
+    }
+    return flag("avx512_bw") && flag("avx512_vl") && flag("avx512_dq") ? 1 : 0;
+  } catch (const std::exception&) {
+    return -1;
   }
 }
 

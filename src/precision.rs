@@ -55,6 +55,51 @@ impl Precision {
         guard.exit()?;
         Ok(logits.to_kind(Kind::Float))
     }
+
+    /// A warning for a precision that `device` runs several times slower than float32: float16 on
+    /// any CPU, bfloat16 on an x86-64 CPU without AVX-512 ([`CpuBf16::Reference`]). On the AVX2 AMD
+    /// EPYC of docs/PERFORMANCE.md a bfloat16 convolution took 7× its float32 time.
+    pub fn slow_on(self, device: Device) -> Option<String> {
+        let cpu = match device {
+            Device::Cpu => cpu_bf16_support(),
+            _ => return None,
+        };
+        let why = match (self, cpu) {
+            (Precision::Fp16, _) => "libtorch's CPU float16 kernels are reference loops (fp16 is meant for CUDA)",
+            (Precision::Bf16, CpuBf16::Reference) => {
+                "this CPU has no AVX-512, so libtorch runs bfloat16 convolutions in its reference kernels"
+            }
+            _ => return None,
+        };
+        Some(format!(
+            "--precision {}: {why}; expect training several times slower than --precision fp32 here.",
+            self.name()
+        ))
+    }
+}
+
+/// How libtorch runs bfloat16 convolutions on this machine's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuBf16 {
+    /// AVX512-BF16 or AMX-BF16 instructions: oneDNN's native kernels.
+    Native,
+    /// AVX-512 without bfloat16 instructions: oneDNN, converting to float32 inside its kernels.
+    Converted,
+    /// An x86-64 CPU without AVX-512: libtorch's reference kernels, far slower than float32.
+    Reference,
+    /// Not an x86-64 CPU: not known here.
+    Unknown,
+}
+
+/// The CPU's bfloat16 support, from the capabilities libtorch detected (csrc/autocast.cpp).
+pub fn cpu_bf16_support() -> CpuBf16 {
+    // SAFETY: a C function without arguments that catches every C++ exception.
+    match unsafe { convtrain_cpu_bf16_support() } {
+        2 => CpuBf16::Native,
+        1 => CpuBf16::Converted,
+        0 => CpuBf16::Reference,
+        _ => CpuBf16::Unknown,
+    }
 }
 
 /// The state `convtrain_autocast_enter` replaced (csrc/autocast.cpp).
@@ -74,6 +119,7 @@ extern "C" {
         len: usize,
     ) -> c_int;
     fn convtrain_autocast_exit(cuda: c_int, previous: *const AutocastState, err: *mut c_char, len: usize) -> c_int;
+    fn convtrain_cpu_bf16_support() -> c_int;
 }
 
 /// One autocast region on the calling thread (libtorch keeps autocast per thread): entered by
@@ -182,5 +228,28 @@ mod tests {
             assert_eq!(serde_json::from_value::<Precision>(v).unwrap(), p);
         }
         assert!(serde_json::from_value::<Precision>(serde_json::json!("fp8")).is_err());
+    }
+
+    #[test]
+    fn the_bf16_support_libtorch_detected_agrees_with_the_kernels_cpu_flags() {
+        let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else { return };
+        if !cfg!(target_arch = "x86_64") {
+            return assert_eq!(cpu_bf16_support(), CpuBf16::Unknown);
+        }
+        let flags: Vec<&str> =
+            cpuinfo.lines().find(|l| l.starts_with("flags")).map_or(Vec::new(), |l| l.split_whitespace().collect());
+        let has = |f: &str| flags.contains(&f);
+        let expected = if has("avx512_bf16") || has("amx_bf16") {
+            CpuBf16::Native
+        } else if has("avx512bw") && has("avx512vl") && has("avx512dq") {
+            CpuBf16::Converted
+        } else {
+            CpuBf16::Reference
+        };
+        assert_eq!(cpu_bf16_support(), expected, "{flags:?}");
+        let slow = Precision::Bf16.slow_on(Device::Cpu);
+        assert_eq!(slow.is_some(), expected == CpuBf16::Reference, "{slow:?}");
+        assert!(Precision::Fp16.slow_on(Device::Cpu).unwrap().contains("--precision fp16"));
+        assert_eq!((Precision::Fp32.slow_on(Device::Cpu), Precision::Fp16.slow_on(Device::Cuda(0))), (None, None));
     }
 }

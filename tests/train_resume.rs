@@ -105,6 +105,17 @@ fn a_run_dir_with_a_run_is_refused_and_nan_keeps_the_last_checkpoint() {
     let err = stderr(&nan);
     assert_eq!(nan.status.code(), Some(3), "{err}");
     assert!(err.contains("loss") && err.contains("last.safetensors") && !err.contains("panicked"), "{err}");
+    // The loss is read from the device at the log interval (here every batch), yet the message
+    // names the same first batch whose loss was not finite as when it is read once an epoch.
+    let mut each_batch = args.clone();
+    each_batch.extend(["--log-interval", "1"]);
+    let job = each_batch.iter().position(|a| *a == "nan").unwrap();
+    each_batch[job] = "nan-read-each-batch";
+    let again = run(d.path(), &each_batch);
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    let position = |e: &str| e.split(": the training loss").next().unwrap().to_string();
+    assert_eq!(position(&stderr(&again)), position(&err), "{}", stderr(&again));
+    assert!(position(&err).contains("batch"), "{err}");
     // BN can keep the loss finite for a while after the jump; whenever it diverges, the checkpoint is
     // the last finished epoch and the log holds exactly its rows.
     let ck = std::fs::read(d.path().join("runs/nan/last.safetensors")).unwrap();
@@ -116,4 +127,18 @@ fn a_run_dir_with_a_run_is_refused_and_nan_keeps_the_last_checkpoint() {
     let resumed = run(d.path(), &["evaluate", "--resume", "runs/nan/last"]);
     assert!(resumed.status.success(), "the kept checkpoint loads: {}", stderr(&resumed));
     assert_eq!(std::fs::read(d.path().join("runs/r/log.csv")).unwrap(), log_before);
+}
+
+#[test]
+fn when_the_loss_is_read_from_the_device_changes_no_bit_of_the_run() {
+    // Read after every batch, or only at a mid-epoch checkpoint every 5 batches and the epoch's end.
+    let d = quick_dir();
+    let each = run(d.path(), &quick_args("each", "2", &["--log-interval", "1"]));
+    assert!(each.status.success(), "{}", stderr(&each));
+    let deferred =
+        run(d.path(), &quick_args("deferred", "2", &["--log-interval", "1000", "--checkpoint-interval", "5"]));
+    assert!(deferred.status.success(), "{}", stderr(&deferred));
+    let (a, b) = (d.path().join("runs/each"), d.path().join("runs/deferred"));
+    assert_eq!(weights(&a.join("last.safetensors")), weights(&b.join("last.safetensors")));
+    assert_eq!(log_without_timing(&a.join("log.csv")), log_without_timing(&b.join("log.csv")));
 }

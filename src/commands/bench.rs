@@ -46,6 +46,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         channels_last: a.channels_last,
     };
     settings.validate()?;
+    if let Some(w) = a.precision.slow_on(device) {
+        eprintln!("warning: {w}");
+    }
     let mut reference = if a.against_pytorch {
         let python = a.python.clone().unwrap_or_else(default_python);
         let script = a.reference_script.clone().unwrap_or_else(default_script);

@@ -3,11 +3,12 @@ use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::error::{catch_torch, to_json_pretty, to_json_value, Result};
 use crate::input_err;
-use crate::models::{Model, ModelConfig};
+use crate::models::ModelConfig;
 use crate::train::evaluate::{evaluate, EvalResult};
 use crate::train::memory::MemoryCeiling;
 use crate::train::run_dir::{refuse_run_file, RunDir};
 use crate::train::setup::setup_data;
+use crate::train::trainer::build_model;
 use crate::train::{parse_device, set_threads};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -93,18 +94,19 @@ pub fn evaluate_checkpoint(req: &EvaluateRequest) -> Result<EvaluateReport> {
         ));
     }
     let device = parse_device(&cfg.device)?;
+    if let Some(w) = cfg.precision.slow_on(device) {
+        eprintln!("convtrain: warning: {w}");
+    }
     if let Some(w) = cfg.threads.and_then(set_threads) {
         eprintln!("convtrain: warning: {w}");
     }
     let _ceiling = if device.is_cuda() { None } else { MemoryCeiling::install() };
-    let setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
-    let mc = cfg.model_config(setup.info.num_classes, setup.channels, setup.image_size);
-    let mut model = catch_torch(&format!("building {}", mc.arch), "Lower --resize or the model's size.", || {
-        Model::build(&mc, device)
-    })?;
-    if cfg.channels_last {
-        model.use_channels_last();
+    let mut setup = setup_data(&cfg, split_file.as_deref(), true, req.split == "test")?;
+    if let Some(w) = setup.keep_on(device)? {
+        eprintln!("convtrain: warning: {w}");
     }
+    let model = build_model(&cfg, device)?;
+    let mc = &model.config;
     model.load_checkpoint(&ck)?;
     // The whole split: a run's limit_val_batches only shortens its per-epoch validation.
     let what = format!("evaluating with batches of {} images", cfg.eval_batch_size);

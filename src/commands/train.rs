@@ -67,6 +67,9 @@ fn print_config(cfg: &TrainConfig) -> Result<()> {
 /// the plan of the run a `--resume` would continue (its saved split is used).
 fn dry_run(cfg: &TrainConfig, resumed: Option<&RunPlan>) -> Result<()> {
     let device = parse_device(&cfg.device)?;
+    if let Some(w) = cfg.precision.slow_on(device) {
+        ConsoleObserver::new(cfg.log_interval).warning(&w);
+    }
     let model = trainer::build_model(cfg, device)?;
     let setup = match resumed {
         Some(plan) => setup_data(cfg, Some(&plan.run.split()), plan.resuming, false)?,

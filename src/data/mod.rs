@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// MNIST mean in [0,1] pixel space: `Normalize((0.1307,), (0.3081,))` (checkered.md §5.1, vgg_features.md §3.5).
 pub const MNIST_MEAN: [f64; 1] = [0.1307];
@@ -162,9 +162,16 @@ pub trait Source: Send + Sync {
         self.len() == 0
     }
     fn num_classes(&self) -> i64;
-    /// uint8 images [B,C,H,W] (CPU) and i64 labels [B] for these indices. `rng` is used only by sources
+    /// uint8 images [B,C,H,W] and i64 labels [B] for these indices, on the device the source keeps
+    /// them on (the CPU unless [`Source::resident_on`] moved them). `rng` is used only by sources
     /// that crop while decoding (image folders).
     fn batch(&self, indices: &[i64], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)>;
+    /// A copy of this source whose images and labels live on `device`, so that each batch is gathered
+    /// there and nothing is copied from the host per batch; `None` for a source that decodes every
+    /// batch on the host (image folders).
+    fn resident_on(&self, _device: Device) -> Result<Option<Arc<dyn Source>>> {
+        Ok(None)
+    }
 }
 
 /// A dataset held in memory as one uint8 tensor [N,C,H,W] and one i64 label tensor [N].
@@ -201,9 +208,14 @@ impl Source for InMemory {
     }
     fn batch(&self, indices: &[i64], _rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)> {
         check_indices(indices, self.len)?;
-        let idx = Tensor::from_slice(indices);
         let data = self.data.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let idx = Tensor::from_slice(indices).f_to_device(data.0.device())?;
         Ok((data.0.f_index_select(0, &idx)?, data.1.f_index_select(0, &idx)?))
+    }
+    fn resident_on(&self, device: Device) -> Result<Option<Arc<dyn Source>>> {
+        let data = self.data.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let moved = (data.0.f_to_device(device)?, data.1.f_to_device(device)?);
+        Ok(Some(Arc::new(InMemory { data: Mutex::new(moved), len: self.len, num_classes: self.num_classes })))
     }
 }
 
@@ -375,5 +387,19 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(&y).unwrap(), vec![3, 1]);
         assert_eq!(Vec::<u8>::try_from(&x.flatten(0, -1)).unwrap()[..4], [12, 13, 14, 15]);
         assert!(matches!(src.batch(&[4], &mut batch_rng(0, 0, 0)), Err(Error::Input(_))));
+    }
+
+    #[test]
+    fn a_resident_copy_gathers_the_same_batches_on_its_device() {
+        let images = Tensor::arange(5 * 3 * 2 * 2, (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8).view([5, 3, 2, 2]);
+        let src = InMemory::new(images, Tensor::from_slice(&[4i64, 3, 2, 1, 0]), 5).unwrap();
+        let device = if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu };
+        let resident = src.resident_on(device).unwrap().expect("an in-memory source moves");
+        assert_eq!((resident.len(), resident.num_classes()), (5, 5));
+        let (x, y) = src.batch(&[4, 0, 2], &mut batch_rng(0, 0, 0)).unwrap();
+        let (rx, ry) = resident.batch(&[4, 0, 2], &mut batch_rng(0, 0, 0)).unwrap();
+        assert_eq!((rx.device(), ry.device(), rx.kind()), (device, device, Kind::Uint8));
+        assert!(rx.to_device(Device::Cpu).equal(&x) && ry.to_device(Device::Cpu).equal(&y));
+        assert!(matches!(resident.batch(&[5], &mut batch_rng(0, 0, 0)), Err(Error::Input(_))));
     }
 }

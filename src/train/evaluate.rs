@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::models::Model;
 use crate::precision::Precision;
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct EvalResult {
@@ -60,21 +60,27 @@ pub fn evaluate(
         device,
     );
     let k = model.config.num_classes.min(5);
-    let (mut loss_sum, mut top1, mut top5, mut n) = (0.0, 0.0, 0.0, 0usize);
+    // Summed on the device in float64 (the same operations, in the same order, as on the host) and
+    // read once at the end: on CUDA no batch waits for the one before it.
+    let zero = || Tensor::zeros([], (Kind::Double, device));
+    let (mut loss_sum, mut top1, mut top5, mut n) = (zero(), zero(), zero(), 0usize);
     tch::no_grad(|| -> Result<()> {
         for batch in loader.take(limit_batches.unwrap_or(usize::MAX)) {
             let batch = batch?;
             let logits = precision.forward(device, || model.forward_t(&batch.images, false))?;
             let bs = batch.labels.size()[0] as usize;
-            loss_sum += f64::try_from(logits.cross_entropy_for_logits(&batch.labels)).unwrap_or(f64::NAN) * bs as f64;
+            let loss = logits.cross_entropy_for_logits(&batch.labels).f_to_kind(Kind::Double)?;
+            loss_sum = loss_sum.f_add(&(loss * bs as f64))?;
             let (_, idx) = logits.topk(k, -1, true, true);
             let hits = idx.eq_tensor(&batch.labels.unsqueeze(-1));
-            top1 += f64::try_from(hits.narrow(1, 0, 1).sum(Kind::Float)).unwrap_or(0.0);
-            top5 += f64::try_from(hits.sum(Kind::Float)).unwrap_or(0.0);
+            top1 = top1.f_add(&hits.narrow(1, 0, 1).sum(Kind::Float).to_kind(Kind::Double))?;
+            top5 = top5.f_add(&hits.sum(Kind::Float).to_kind(Kind::Double))?;
             n += bs;
         }
         Ok(())
     })?;
+    let sums = Vec::<f64>::try_from(Tensor::f_stack(&[loss_sum, top1, top5], 0)?.f_to_device(Device::Cpu)?)?;
+    let (loss_sum, top1, top5) = (sums[0], sums[1], sums[2]);
     let d = n.max(1) as f64;
     Ok(EvalResult { loss: loss_sum / d, top1: 100.0 * top1 / d, top5: 100.0 * top5 / d, count: n })
 }

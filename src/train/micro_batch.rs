@@ -17,9 +17,20 @@ use tch::{Kind, Tensor};
 pub enum StepError {
     /// The device (or host) ran out of memory; the message is libtorch's.
     OutOfMemory(String),
-    /// The loss of a slice was NaN or infinite (its value).
-    Diverged(f64),
     Failed(Error),
+}
+
+/// What one mini-batch's forward passes measured, left on the device: nothing here waits for the
+/// device, so a CUDA step is queued without a host synchronisation, and the values are read later,
+/// many batches at a time ([`super::running::PendingBatches`]).
+#[derive(Debug)]
+pub struct BatchStats {
+    /// The mini-batch's mean cross-entropy, a 0-d float64 tensor: each slice's float32 mean loss,
+    /// widened and weighted by the slice's share, summed in slice order — the same float64
+    /// operations, in the same order, as summing the values on the host.
+    pub loss: Tensor,
+    /// Correct top-1 predictions, a 0-d float64 tensor.
+    pub hits: Tensor,
 }
 
 /// The next micro-batch size to try after `size` ran out of memory; `None` when one image did.
@@ -30,7 +41,8 @@ pub fn halve(size: usize) -> Option<usize> {
 /// Forward, loss and backward of the mini-batch (`images`, `labels`) in slices of at most `micro`
 /// images, each slice's mean loss scaled by its share of the mini-batch and by `weight` (the
 /// mini-batch's share of its accumulation group). Gradients accumulate into the parameters' `.grad`.
-/// Returns the mini-batch's mean loss and its number of correct top-1 predictions.
+/// Returns the mini-batch's mean loss and its number of correct top-1 predictions, on the device; a
+/// NaN or infinite loss is found when they are read.
 ///
 /// An out-of-memory failure in the forward pass (a panic inside tch) or the backward pass is returned
 /// as [`StepError::OutOfMemory`]; any other panic continues unwinding. After an error the slices
@@ -41,10 +53,11 @@ pub fn forward_backward(
     labels: &Tensor,
     micro: usize,
     weight: f64,
-) -> std::result::Result<(f64, f64), StepError> {
+) -> std::result::Result<BatchStats, StepError> {
     let n = labels.size()[0];
     let micro = (micro as i64).clamp(1, n.max(1));
-    let (mut loss, mut correct, mut start) = (0.0, 0.0, 0);
+    let (mut loss, mut hits): (Option<Tensor>, Option<Tensor>) = (None, None);
+    let mut start = 0;
     while start < n {
         let len = micro.min(n - start);
         let whole = len == n;
@@ -56,14 +69,10 @@ pub fn forward_backward(
         let slice = catch_unwind(AssertUnwindSafe(|| -> Result<_> {
             let logits = forward(&x)?;
             let slice_loss = logits.cross_entropy_for_logits(&y);
-            let value = f64::try_from(&slice_loss).unwrap_or(f64::NAN);
-            let hits = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Float)).unwrap_or(0.0);
-            Ok((slice_loss, value, hits))
+            let slice_hits = logits.detach().argmax(-1, false).eq_tensor(&y).sum(Kind::Float);
+            Ok((slice_loss, slice_hits))
         }));
-        let (slice_loss, value, hits) = slice.map_err(out_of_memory_or_resume)?.map_err(StepError::Failed)?;
-        if !value.is_finite() {
-            return Err(StepError::Diverged(value));
-        }
+        let (slice_loss, slice_hits) = slice.map_err(out_of_memory_or_resume)?.map_err(StepError::Failed)?;
         // A whole batch keeps the exact arithmetic of an unsliced step.
         let share = if whole { 1.0 } else { len as f64 / n as f64 };
         (&slice_loss * (if whole { weight } else { share * weight })).f_backward().map_err(|e| {
@@ -74,11 +83,20 @@ pub fn forward_backward(
                 StepError::Failed(e.into())
             }
         })?;
-        loss += value * share;
-        correct += hits;
+        let weighted = slice_loss.detach().to_kind(Kind::Double) * share;
+        let slice_hits = slice_hits.to_kind(Kind::Double);
+        loss = Some(match loss {
+            Some(sum) => sum + weighted,
+            None => weighted,
+        });
+        hits = Some(match hits {
+            Some(sum) => sum + slice_hits,
+            None => slice_hits,
+        });
         start += len;
     }
-    Ok((loss, correct))
+    let zero = || Tensor::zeros([], (Kind::Double, images.device()));
+    Ok(BatchStats { loss: loss.unwrap_or_else(zero), hits: hits.unwrap_or_else(zero) })
 }
 
 /// An out-of-memory panic as an error; any other panic goes on unwinding.
@@ -160,16 +178,19 @@ mod tests {
     fn micro_batches_give_the_whole_batch_gradient_loss_and_hits() {
         let (w1, w2, x, y) = mlp();
         let forward = |x: &Tensor| Ok(x.mm(&w1).tanh().mm(&w2));
-        let whole = forward_backward(&forward, &x, &y, 11, 0.5).unwrap();
+        let read = |s: BatchStats| (f64::try_from(&s.loss).unwrap(), f64::try_from(&s.hits).unwrap());
+        let whole = read(forward_backward(&forward, &x, &y, 11, 0.5).unwrap());
         let want = grads(&[&w1, &w2]);
         // The unsliced path is the plain step: loss value and gradient bit for bit.
-        let reference_loss = f64::try_from(forward(&x).unwrap().cross_entropy_for_logits(&y)).unwrap();
-        assert_eq!(whole.0, reference_loss);
+        let logits = forward(&x).unwrap();
+        let reference_loss = f64::try_from(logits.cross_entropy_for_logits(&y)).unwrap();
+        let reference_hits = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Float)).unwrap();
+        assert_eq!(whole, (reference_loss, reference_hits));
         for micro in [1, 3, 4, 10] {
             for w in [&w1, &w2] {
                 let _ = w.grad().zero_();
             }
-            let sliced = forward_backward(&forward, &x, &y, micro, 0.5).unwrap();
+            let sliced = read(forward_backward(&forward, &x, &y, micro, 0.5).unwrap());
             assert!((sliced.0 - whole.0).abs() < 1e-6, "micro {micro}: loss {} vs {}", sliced.0, whole.0);
             assert_eq!(sliced.1, whole.1);
             for (g, w) in grads(&[&w1, &w2]).iter().zip(&want) {
@@ -208,14 +229,17 @@ mod tests {
     }
 
     #[test]
-    fn other_panics_keep_unwinding_and_nan_is_divergence() {
+    fn other_panics_keep_unwinding_and_a_nan_loss_is_returned_for_the_reader() {
         let (w1, _, x, y) = mlp();
         let r = catch_unwind(AssertUnwindSafe(|| {
             let _ = forward_backward(&|_: &Tensor| panic!("shape mismatch"), &x, &y, 4, 1.0);
         }));
         assert_eq!(panic_message(r.unwrap_err().as_ref()), "shape mismatch");
         let nan = |x: &Tensor| Ok(x.mm(&w1).narrow(1, 0, 3) * f64::NAN);
-        assert!(matches!(forward_backward(&nan, &x, &y, 11, 1.0), Err(StepError::Diverged(v)) if v.is_nan()));
+        for micro in [11, 4] {
+            let stats = forward_backward(&nan, &x, &y, micro, 1.0).unwrap();
+            assert!(f64::try_from(&stats.loss).unwrap().is_nan() && stats.loss.kind() == Kind::Double);
+        }
         let refused = |_: &Tensor| Err(crate::internal_err!("autocast refused"));
         assert!(matches!(forward_backward(&refused, &x, &y, 11, 1.0), Err(StepError::Failed(Error::Internal(_)))));
     }

@@ -10,6 +10,7 @@ pub mod micro_batch;
 pub mod optimizer;
 pub mod progress;
 pub mod run_dir;
+pub mod running;
 pub mod schedule;
 pub mod setup;
 pub mod signals;

@@ -4,11 +4,12 @@
 use crate::checkpoint::write_atomic;
 use crate::config::TrainConfig;
 use crate::data::{self, AugmentConfig, DatasetInfo, FolderTransform, Pipeline, Source};
-use crate::error::{to_json, Result};
+use crate::error::{is_out_of_memory, to_json, Error, Result};
 use crate::input_err;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use tch::Device;
 
 /// Everything the engine needs from the data side.
 pub struct DataSetup {
@@ -27,6 +28,43 @@ pub struct DataSetup {
     pub eval_pipeline: Arc<Pipeline>,
     /// The validation split (when `val_split` > 0), for [`save_split`].
     pub split: Option<SplitFile>,
+}
+
+impl DataSetup {
+    /// Moves the in-memory datasets (train and evaluation, once when they are the same) onto `device`
+    /// for the whole run, so that batches are gathered and augmented there and nothing is copied from
+    /// the host per batch (on the CPU the copies share the host's tensors). A dataset that does not fit in the
+    /// device's memory stays on the host: the returned warning says so.
+    pub fn keep_on(&mut self, device: Device) -> Result<Option<String>> {
+        let shared = Arc::ptr_eq(&self.train_source, &self.eval_source);
+        let moved = |source: &Arc<dyn Source>| -> Result<Option<Arc<dyn Source>>> {
+            match source.resident_on(device) {
+                Err(Error::Torch(e)) if is_out_of_memory(&e.to_string()) => Ok(None),
+                other => other,
+            }
+        };
+        let mut stayed = Vec::new();
+        match moved(&self.train_source)? {
+            Some(s) => self.train_source = s,
+            None => stayed.push("training"),
+        }
+        if shared {
+            self.eval_source = self.train_source.clone();
+        } else {
+            match moved(&self.eval_source)? {
+                Some(s) => self.eval_source = s,
+                None => stayed.push("evaluation"),
+            }
+        }
+        let folder = self.info.name == "imagefolder";
+        Ok((!stayed.is_empty() && !folder).then(|| {
+            format!(
+                "the {} images do not fit in the memory of {device:?}; they stay on the host and each batch is copied \
+                 over as it is needed",
+                stayed.join(" and ")
+            )
+        }))
+    }
 }
 
 /// The saved validation split.

@@ -12,9 +12,10 @@ use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
 use super::loss_scale::{self, LossScale};
 use super::memory::available_bytes;
-use super::micro_batch::{self, StepError, StepSnapshot};
+use super::micro_batch::{self, BatchStats, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::run_dir::{create_run_dir, plan_run, RunDir, RunPlan, StartOptions};
+use super::running::{Divergence, PendingBatches};
 use super::schedule::{Position, Schedule};
 use super::setup::{input_geometry, save_split, setup_data, DataSetup};
 use super::tracking::{Covered, Tracker};
@@ -225,6 +226,8 @@ pub struct Trainer {
     history: Vec<EpochRow>,
     hooks: Hooks,
     train_indices: Arc<Vec<i64>>,
+    /// Mini-batches trained since the running loss and top-1 were last read from the device.
+    pending: PendingBatches,
     /// Mini-batches of an epoch (at most `limit_train_batches`), full ones among them, and the
     /// training images they hold.
     batches_per_epoch: usize,
@@ -245,11 +248,17 @@ impl Trainer {
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
+        if let Some(w) = cfg.precision.slow_on(device) {
+            hooks.observer.warning(&w);
+        }
         let model = build_model(&cfg, device)?;
         check_training_memory(&model, device)?;
         freeze(&model, &hooks.frozen);
         let mut sgd = optimizer(&cfg, &model);
-        let setup = setup_data(&cfg, Some(&run.split()), resuming, false)?;
+        let mut setup = setup_data(&cfg, Some(&run.split()), resuming, false)?;
+        if let Some(w) = setup.keep_on(device)? {
+            hooks.observer.warning(&w);
+        }
         let schedule = cfg.schedule()?;
         let n_train = setup.train_indices.len();
         let limit = cfg.limit_train_batches.unwrap_or(usize::MAX);
@@ -316,6 +325,7 @@ impl Trainer {
             history,
             hooks,
             train_indices,
+            pending: PendingBatches::default(),
         };
         trainer.announce(resuming);
         Ok(trainer)
@@ -448,7 +458,10 @@ impl Trainer {
     /// Scores the last weights (the model as trained) and the best checkpoint on the test split, and
     /// writes `test.json` and the tracking records.
     fn test_at_end(&mut self) -> Result<TestReport> {
-        let setup = setup_data(&self.cfg, Some(&self.run.split()), true, true)?;
+        let mut setup = setup_data(&self.cfg, Some(&self.run.split()), true, true)?;
+        if let Some(w) = setup.keep_on(self.device)? {
+            self.hooks.observer.warning(&w);
+        }
         let what = format!("scoring on the test split with batches of {} images", self.cfg.eval_batch_size);
         let score = |model: &Model| {
             catch_torch(&what, "Lower --eval-batch-size (it may change on resume).", || {
@@ -529,61 +542,108 @@ impl Trainer {
     }
 
     /// One mini-batch: forward, loss, backward (in micro-batches if asked or needed), and the optimizer
-    /// step at the end of an accumulation group; then a mid-epoch checkpoint when one is due or an
-    /// interrupt was requested.
+    /// step at the end of an accumulation group; then, at the log interval, before a checkpoint and at
+    /// the end of the epoch, the read of the running loss and top-1 from the device ([`super::running`]);
+    /// then a mid-epoch checkpoint when one is due or an interrupt was requested.
     fn step(&mut self, batch: &Batch, lr: &mut f64, epoch_start: Instant, seconds_before: f64) -> Result<()> {
         let (epoch, b_idx) = (self.state.epoch, self.state.batch);
-        let bs = batch.labels.size()[0];
+        let bs = batch.labels.size()[0] as u64;
         let (share, group_end) =
             accumulation_share(b_idx, self.cfg.accum_steps, self.cfg.batch_size, self.epoch_examples);
-        let (loss_value, correct) = self.forward_backward(batch, share, *lr)?;
+        let stats = self.forward_backward(batch, share)?;
+        self.pending.push(b_idx, bs, *lr, stats);
         let cfg = &self.cfg;
         let state = &mut self.state;
-        state.loss_sum += loss_value * bs as f64;
-        state.correct += correct;
-        state.seen += bs as u64;
+        state.seen += bs;
         state.batch += 1;
-        if state.batch == group_end {
+        let group_done = state.batch == group_end;
+        if group_done {
             *lr = self.schedule.lr(cfg.lr, self.position(epoch, self.state.batch));
             loss_scale::optimizer_step(&mut self.sgd, *lr, self.state.loss_scale.as_mut());
             self.sgd.zero_grad();
             self.state.optimizer_steps += 1;
         }
+        let log_interval = self.cfg.log_interval.max(1);
+        let tracked = group_done && self.state.optimizer_steps.is_multiple_of(log_interval as u64);
+        // Mid-epoch checkpoints happen only between optimizer steps (no half-accumulated gradients).
+        let interrupted = group_done && self.hooks.interrupt.is_requested();
+        let checkpoint =
+            group_done && self.state.batch < self.batches_per_epoch && (interrupted || self.checkpoint_due());
+        let epoch_done = self.state.batch >= self.batches_per_epoch;
+        if tracked || checkpoint || epoch_done || self.state.batch.is_multiple_of(log_interval) {
+            self.read_pending()?;
+        }
         let state = &mut self.state;
         state.train_seconds = seconds_before + epoch_start.elapsed().as_secs_f64();
-        let (loss, top1) =
-            (state.loss_sum / state.seen.max(1) as f64, 100.0 * state.correct / state.seen.max(1) as f64);
+        let read = (state.seen - self.pending.images()).max(1) as f64;
+        let (loss, top1) = (state.loss_sum / read, 100.0 * state.correct / read);
         let images_per_second = state.seen as f64 / state.train_seconds.max(1e-9);
         self.hooks.observer.batch_done(state.batch, loss, top1, *lr, images_per_second);
-        if state.batch == group_end && state.optimizer_steps.is_multiple_of(self.cfg.log_interval.max(1) as u64) {
+        if tracked {
             self.tracker.step(state.optimizer_steps, epoch, state.batch, *lr, loss, top1, images_per_second)?;
         }
-        // Mid-epoch checkpoints happen only between optimizer steps (no half-accumulated gradients).
-        if self.state.batch == group_end && self.state.batch < self.batches_per_epoch {
-            let interrupted = self.hooks.interrupt.is_requested();
-            let interval = self.cfg.checkpoint_interval;
-            let minutes = self.cfg.checkpoint_minutes;
-            let due_by_time = minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= 60.0 * minutes;
-            if interrupted || due_by_time || (interval > 0 && self.state.batch.is_multiple_of(interval)) {
-                let state = self.state.clone();
-                self.save_last(&state)?;
-            }
-            if interrupted {
-                return Err(self.interrupted(format!(
-                    "checkpoint written at epoch {} batch {}",
-                    epoch + 1,
-                    self.state.batch
-                )));
-            }
+        if checkpoint {
+            let state = self.state.clone();
+            self.save_last(&state)?;
+        }
+        if interrupted && !epoch_done {
+            return Err(self.interrupted(format!(
+                "checkpoint written at epoch {} batch {}",
+                epoch + 1,
+                self.state.batch
+            )));
         }
         Ok(())
+    }
+
+    /// Whether a mid-epoch checkpoint is due by `checkpoint_interval` mini-batches or by
+    /// `checkpoint_minutes` since the last one.
+    fn checkpoint_due(&self) -> bool {
+        let (interval, minutes) = (self.cfg.checkpoint_interval, self.cfg.checkpoint_minutes);
+        let due_by_time = minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= 60.0 * minutes;
+        due_by_time || (interval > 0 && self.state.batch.is_multiple_of(interval))
+    }
+
+    /// Reads the pending mini-batches into the running sums; a non-finite loss among them ends the run.
+    fn read_pending(&mut self) -> Result<()> {
+        let s = &mut self.state;
+        match self.pending.read_into(&mut s.loss_sum, &mut s.correct)? {
+            None => Ok(()),
+            Some(d) => Err(self.diverged(d)),
+        }
+    }
+
+    /// The error of a run whose loss diverged: what is intact and what changes the outcome.
+    fn diverged(&self, d: Divergence) -> Error {
+        let last = self.run.last();
+        let (kept, keep_weights) = if last.exists() {
+            (
+                format!("its last good checkpoint {} is intact", last.display()),
+                format!(
+                    "; to keep the epochs already trained, start it from their weights with --init-from {}",
+                    last.display()
+                ),
+            )
+        } else {
+            ("it has no checkpoint yet".to_string(), String::new())
+        };
+        Error::Diverged(format!(
+            "epoch {} batch {}: the training loss is {} (lr {:.4e}). The run stopped without writing anything; {kept}. \
+             Resuming would diverge again at this same batch: the run is deterministic and a resume cannot change its \
+             settings. What changes the outcome is a new run (--overwrite, or another --job-id) with a lower --lr or \
+             gentler --gammas, a larger --batch-size, or another --seed{keep_weights}.",
+            self.state.epoch + 1,
+            d.batch + 1,
+            d.loss,
+            d.lr,
+        ))
     }
 
     /// The forward and backward passes of one mini-batch, sliced into `micro_batch` images (the found
     /// size, else the configured one, else the whole batch), with its dropout RNG seeded from (seed,
     /// epoch, batch). On CUDA a pass that runs out of memory is undone (BN running statistics and
     /// gradients restored), the slice size halved, kept for the rest of the run, and the batch redone.
-    fn forward_backward(&mut self, batch: &Batch, share: f64, lr: f64) -> Result<(f64, f64)> {
+    fn forward_backward(&mut self, batch: &Batch, share: f64) -> Result<BatchStats> {
         let (epoch, b_idx) = (self.state.epoch, self.state.batch);
         let bs = batch.labels.size()[0] as usize;
         let mut snapshot = self.device.is_cuda().then(|| {
@@ -618,28 +678,6 @@ impl Trainer {
                 }
                 // Reported by `train_epoch`'s error boundary, which names the sizes.
                 (StepError::OutOfMemory(message), ..) => return Err(Error::Torch(tch::TchError::Torch(message))),
-                (StepError::Diverged(loss), ..) => {
-                    let last = self.run.last();
-                    let (kept, keep_weights) = if last.exists() {
-                        (
-                            format!("its last good checkpoint {} is intact", last.display()),
-                            format!(
-                                "; to keep the epochs already trained, start it from their weights with --init-from {}",
-                                last.display()
-                            ),
-                        )
-                    } else {
-                        ("it has no checkpoint yet".to_string(), String::new())
-                    };
-                    return Err(Error::Diverged(format!(
-                        "epoch {} batch {}: the training loss is {loss} (lr {lr:.4e}). The run stopped without writing \
-                         anything; {kept}. Resuming would diverge again at this same batch: the run is deterministic and a \
-                         resume cannot change its settings. What changes the outcome is a new run (--overwrite, or another \
-                         --job-id) with a lower --lr or gentler --gammas, a larger --batch-size, or another --seed{keep_weights}.",
-                        epoch + 1,
-                        b_idx + 1,
-                    )));
-                }
                 (StepError::Failed(e), ..) => return Err(e),
             }
         }
@@ -647,6 +685,7 @@ impl Trainer {
 
     /// Validation, the log row, the best and last checkpoints of the epoch just trained.
     fn finish_epoch(&mut self) -> Result<(EpochRow, EvalResult)> {
+        self.read_pending()?;
         let epoch = self.state.epoch;
         let lr_epoch = self.schedule.lr(self.cfg.lr, self.position(epoch, 1));
         let what = format!("validating with batches of {} images", self.cfg.eval_batch_size);
