@@ -22,7 +22,7 @@ pub enum StepError {
 
 /// What one mini-batch's forward passes measured, left on the device: nothing here waits for the
 /// device, so a CUDA step is queued without a host synchronisation, and the values are read later,
-/// many batches at a time ([`super::running::PendingBatches`]).
+/// many batches at a time (by the trainer's `PendingBatches`).
 #[derive(Debug)]
 pub struct BatchStats {
     /// The mini-batch's mean cross-entropy, a 0-d float64 tensor: each slice's float32 mean loss,
