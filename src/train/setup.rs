@@ -37,27 +37,24 @@ impl DataSetup {
     /// device's memory stays on the host: the returned warning says so.
     pub fn keep_on(&mut self, device: Device) -> Result<Option<String>> {
         let shared = Arc::ptr_eq(&self.train_source, &self.eval_source);
-        let moved = |source: &Arc<dyn Source>| -> Result<Option<Arc<dyn Source>>> {
-            match source.resident_on(device) {
-                Err(Error::Torch(e)) if is_out_of_memory(&e.to_string()) => Ok(None),
-                other => other,
-            }
-        };
         let mut stayed = Vec::new();
-        match moved(&self.train_source)? {
-            Some(s) => self.train_source = s,
-            None => stayed.push("training"),
-        }
+        // `None` from `resident_on`: a source that decodes on the host (nothing to move, no warning).
+        let mut move_one = |source: &mut Arc<dyn Source>, what: &'static str| -> Result<()> {
+            match source.resident_on(device) {
+                Ok(Some(moved)) => *source = moved,
+                Ok(None) => {}
+                Err(Error::Torch(e)) if is_out_of_memory(&e.to_string()) => stayed.push(what),
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        };
+        move_one(&mut self.train_source, "training")?;
         if shared {
             self.eval_source = self.train_source.clone();
         } else {
-            match moved(&self.eval_source)? {
-                Some(s) => self.eval_source = s,
-                None => stayed.push("evaluation"),
-            }
+            move_one(&mut self.eval_source, "evaluation")?;
         }
-        let folder = self.info.name == "imagefolder";
-        Ok((!stayed.is_empty() && !folder).then(|| {
+        Ok((!stayed.is_empty()).then(|| {
             format!(
                 "the {} images do not fit in the memory of {device:?}; they stay on the host and each batch is copied \
                  over as it is needed",
