@@ -23,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 
 #[path = "common/timing.rs"]
 mod timing;
-use timing::median_ms;
+use timing::interleaved;
 
 struct LayerCase {
     name: &'static str,
@@ -43,13 +43,14 @@ fn main() {
     tch::manual_seed(0);
     let opts = (Kind::Float, Device::Cpu);
     println!(
-        "checkered layers, CPU float32, {} threads, batch {batch}, median of {repeats} forward+backward runs",
+        "checkered layers, CPU float32, {} threads, batch {batch}, {repeats} interleaved pairs of forward+backward runs \
+         (medians; speedup: the median of the per-pair ratios and their range)",
         tch::get_num_threads()
     );
     println!();
     println!(
-        "{:<40} {:>24} {:>14} {:>12} {:>8} {:>10}",
-        "layer", "input (B,C,S,H,W)", "reference ms", "convtrain ms", "speedup", "max |Δy|"
+        "{:<40} {:>18} {:>13} {:>13} {:>20} {:>9}",
+        "layer", "input (B,C,S,H,W)", "reference ms", "convtrain ms", "speedup (range)", "max |Δy|"
     );
     let cases = [
         LayerCase {
@@ -129,17 +130,12 @@ fn main() {
             y
         };
         let diff = f64::try_from((step(true) - step(false)).abs().max()).unwrap();
-        let t_ref = median_ms(repeats, || drop(step(false)));
-        let t_fast = median_ms(repeats, || drop(step(true)));
+        let t = interleaved(repeats, || drop(step(false)), || drop(step(true)));
         let shape = format!("({batch},{},{},{},{})", c.x[0], c.x[1], c.x[2], c.x[3]);
+        let speedup = format!("{:.2}× ({:.2}–{:.2})", t.ratio, t.ratio_lo, t.ratio_hi);
         println!(
-            "{:<40} {:>24} {:>14.2} {:>12.2} {:>7.2}× {:>10.1e}",
-            c.name,
-            shape,
-            t_ref,
-            t_fast,
-            t_ref / t_fast,
-            diff
+            "{:<40} {:>18} {:>13.2} {:>13.2} {:>20} {:>9.1e}",
+            c.name, shape, t.a_ms, t.b_ms, speedup, diff
         );
     }
 
@@ -157,13 +153,20 @@ fn main() {
         y.sum(Kind::Float).backward();
     };
     let model_repeats = repeats.div_ceil(2).max(1);
-    let t_ref = median_ms(model_repeats, || step(&reference));
-    let t_fast = median_ms(model_repeats, || step(&fast));
+    let t = interleaved(model_repeats, || step(&reference), || step(&fast));
     let img_s = |ms: f64| batch as f64 / (ms / 1e3);
     println!();
     println!(
-        "converted ResNet-18 (CIFAR, 10 classes), train-mode forward+backward, batch {batch}, median of {model_repeats}:"
+        "converted ResNet-18 (CIFAR, 10 classes), train-mode forward+backward, batch {batch}, {model_repeats} \
+         interleaved pairs:"
     );
-    println!("  reference  {t_ref:9.1} ms  ({:6.1} img/s)", img_s(t_ref));
-    println!("  convtrain  {t_fast:9.1} ms  ({:6.1} img/s)  speedup {:.2}×", img_s(t_fast), t_ref / t_fast);
+    println!("  reference  {:9.1} ms  ({:6.1} img/s)", t.a_ms, img_s(t.a_ms));
+    println!(
+        "  convtrain  {:9.1} ms  ({:6.1} img/s)  speedup {:.2}× ({:.2}–{:.2})",
+        t.b_ms,
+        img_s(t.b_ms),
+        t.ratio,
+        t.ratio_lo,
+        t.ratio_hi
+    );
 }
