@@ -133,10 +133,7 @@ fn main() {
         let t = interleaved(repeats, || drop(step(false)), || drop(step(true)));
         let shape = format!("({batch},{},{},{},{})", c.x[0], c.x[1], c.x[2], c.x[3]);
         let speedup = format!("{:.2}× ({:.2}–{:.2})", t.ratio, t.ratio_lo, t.ratio_hi);
-        println!(
-            "{:<40} {:>18} {:>13.2} {:>13.2} {:>20} {:>9.1e}",
-            c.name, shape, t.a_ms, t.b_ms, speedup, diff
-        );
+        println!("{:<40} {:>18} {:>13.2} {:>13.2} {:>20} {:>9.1e}", c.name, shape, t.a_ms, t.b_ms, speedup, diff);
     }
 
     // The same weights computed both ways: two builds from one seed, differing in `checkered_impl`.

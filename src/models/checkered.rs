@@ -250,13 +250,9 @@ impl Op<'_> {
                 let w = if weight.dim() == 4 { weight.unsqueeze(2) } else { weight.shallow_clone() };
                 x.conv3d(&w, bias, [1, stride, stride], [0, padding, padding], [dilation; 3], groups)
             }
-            Op::MaxPool { kernel, depth } => pad_hw(x, padding).max_pool3d(
-                [depth, kernel, kernel],
-                [1, stride, stride],
-                [0, 0, 0],
-                [1, 1, 1],
-                false,
-            ),
+            Op::MaxPool { kernel, depth } => {
+                pad_hw(x, padding).max_pool3d([depth, kernel, kernel], [1, stride, stride], [0, 0, 0], [1, 1, 1], false)
+            }
             Op::AvgPool { kernel, depth } => pad_hw(x, padding).avg_pool3d(
                 [depth, kernel, kernel],
                 [1, stride, stride],
