@@ -315,11 +315,13 @@ pub struct BenchArgs {
     /// libtorch intra-op threads, both sides (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Repeats of every measurement (the table shows the median and the spread).
-    #[arg(long, default_value_t = 3)]
+    /// Repeats of every measurement, each side's taken in turn (the table shows the median and the
+    /// spread). Many short repeats pair the two sides' measurements closely in time, so that the
+    /// ratios see the same state of a shared or virtual machine.
+    #[arg(long, default_value_t = 7)]
     pub repeats: usize,
     /// Timed steps per repeat, after one warm-up step.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub steps: usize,
     /// Batch size of every model row (default: each row's own, listed by --list).
     #[arg(long)]

@@ -94,8 +94,11 @@ impl ModelBench {
         Ok(self.batch() as f64 / t)
     }
 
-    /// Evaluation images/s (no gradients, BN in eval mode).
+    /// Evaluation images/s (no gradients, BN in eval mode) of the batches after the first: one
+    /// untimed pass first, because the first batch after the training steps changed the weights
+    /// computes the SWRN and CSG kernels that the rest of an evaluation reuses.
     pub fn eval_rate(&self, steps: usize) -> Result<f64> {
+        self.eval_step()?;
         let t = median_seconds(self.images.device(), steps, || self.eval_step())?;
         Ok(self.batch() as f64 / t)
     }

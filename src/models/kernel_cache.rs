@@ -37,7 +37,8 @@ pub struct KernelCache {
 
 impl KernelCache {
     /// The kernel `compute` gives from `sources`: the cached one while gradients are off and no source
-    /// changed since it was computed, otherwise computed now (and cached when gradients are off).
+    /// changed since it was computed, otherwise computed now (and cached, in contiguous memory, when
+    /// gradients are off).
     pub fn kernel(&self, sources: &[&Tensor], compute: impl FnOnce() -> Tensor) -> Tensor {
         let mut entry = self.entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if grad_enabled() {
@@ -50,7 +51,10 @@ impl KernelCache {
                 return kernel.shallow_clone();
             }
         }
-        let kernel = compute();
+        // Stored contiguous: a CSG kernel is a crop of the generated slices (a strided view whenever
+        // the slice's channels do not divide the layer's), which every convolution would otherwise
+        // copy again (about 3 % of a CSG ResNet-56 evaluation at batch 16).
+        let kernel = compute().contiguous();
         *entry = Some((now, kernel.shallow_clone()));
         kernel
     }
