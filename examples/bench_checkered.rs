@@ -23,7 +23,11 @@ use tch::{Device, Kind, Tensor};
 
 #[path = "common/timing.rs"]
 mod timing;
-use timing::interleaved;
+use timing::{interleaved, Paired};
+
+fn speedup(t: &Paired) -> String {
+    format!("{:.2}× ({:.2}–{:.2})", t.ratio, t.ratio_lo, t.ratio_hi)
+}
 
 struct LayerCase {
     name: &'static str,
@@ -44,13 +48,13 @@ fn main() {
     let opts = (Kind::Float, Device::Cpu);
     println!(
         "checkered layers, CPU float32, {} threads, batch {batch}, {repeats} interleaved pairs of forward+backward runs \
-         (medians; speedup: the median of the per-pair ratios and their range)",
+         and of forward passes without gradients (medians; speedup: the median of the per-pair ratios and their range)",
         tch::get_num_threads()
     );
     println!();
     println!(
-        "{:<40} {:>18} {:>13} {:>13} {:>20} {:>9}",
-        "layer", "input (B,C,S,H,W)", "reference ms", "convtrain ms", "speedup (range)", "max |Δy|"
+        "{:<40} {:>18} {:>13} {:>13} {:>20} {:>20} {:>9}",
+        "layer", "input (B,C,S,H,W)", "reference ms", "convtrain ms", "speedup (range)", "forward only", "max |Δy|"
     );
     let cases = [
         LayerCase {
@@ -120,20 +124,32 @@ fn main() {
             (None, None) => unreachable!("a conv case has a weight"),
         };
         let samplers = if c.stride == 2 { vec![0u8; c.x[1] as usize] } else { Vec::new() };
-        let step = |fast: bool| {
-            let y = if fast {
+        let forward = |fast: bool| {
+            if fast {
                 forward_with(&op, &x, c.stride, c.padding, &samplers)
             } else {
                 reference::forward_with(&op, &x, c.stride, c.padding, &samplers)
-            };
+            }
+        };
+        let step = |fast: bool| {
+            let y = forward(fast);
             y.sum(Kind::Float).backward();
             y
         };
         let diff = f64::try_from((step(true) - step(false)).abs().max()).unwrap();
         let t = interleaved(repeats, || drop(step(false)), || drop(step(true)));
+        let f = interleaved(repeats, || drop(tch::no_grad(|| forward(false))), || drop(tch::no_grad(|| forward(true))));
         let shape = format!("({batch},{},{},{},{})", c.x[0], c.x[1], c.x[2], c.x[3]);
-        let speedup = format!("{:.2}× ({:.2}–{:.2})", t.ratio, t.ratio_lo, t.ratio_hi);
-        println!("{:<40} {:>18} {:>13.2} {:>13.2} {:>20} {:>9.1e}", c.name, shape, t.a_ms, t.b_ms, speedup, diff);
+        println!(
+            "{:<40} {:>18} {:>13.2} {:>13.2} {:>20} {:>20} {:>9.1e}",
+            c.name,
+            shape,
+            t.a_ms,
+            t.b_ms,
+            speedup(&t),
+            speedup(&f),
+            diff
+        );
     }
 
     // The same weights computed both ways: two builds from one seed, differing in `checkered_impl`.
@@ -151,6 +167,8 @@ fn main() {
     };
     let model_repeats = repeats.div_ceil(2).max(1);
     let t = interleaved(model_repeats, || step(&reference), || step(&fast));
+    let eval = |model: &Model| drop(tch::no_grad(|| model.forward_t(&x, false)));
+    let e = interleaved(model_repeats, || eval(&reference), || eval(&fast));
     let img_s = |ms: f64| batch as f64 / (ms / 1e3);
     println!();
     println!(
@@ -158,12 +176,11 @@ fn main() {
          interleaved pairs:"
     );
     println!("  reference  {:9.1} ms  ({:6.1} img/s)", t.a_ms, img_s(t.a_ms));
+    println!("  convtrain  {:9.1} ms  ({:6.1} img/s)  speedup {}", t.b_ms, img_s(t.b_ms), speedup(&t));
     println!(
-        "  convtrain  {:9.1} ms  ({:6.1} img/s)  speedup {:.2}× ({:.2}–{:.2})",
-        t.b_ms,
-        img_s(t.b_ms),
-        t.ratio,
-        t.ratio_lo,
-        t.ratio_hi
+        "  eval-mode forward pass under no_grad: reference {:.1} ms, convtrain {:.1} ms, speedup {}",
+        e.a_ms,
+        e.b_ms,
+        speedup(&e)
     );
 }
