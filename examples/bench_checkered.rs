@@ -4,19 +4,23 @@
 //!
 //! Usage: `cargo run --release --example bench_checkered [-- BATCH [REPEATS]]` (defaults 16 and 5).
 //!
-//! Recorded on the project's 2-core build machine (libtorch 2.13 CPU, 2 threads, batch 16, median of 5;
-//! the cores are shared, so repeat runs under load vary by 2× or more):
+//! Recorded on an AMD EPYC (Zen 4, AVX-512, 2 cores of a KVM guest; libtorch 2.13 CPU, 2 threads,
+//! batch 16, 9 interleaved pairs; 2 December 2026, 14:17 UTC). The original's two unused branches are
+//! never differentiated (their outputs reach no loss), so with the same kernels a stride-2 layer's
+//! training step could gain at most (4 + 2·2) / (2 + 2·2) = 1.33× (a backward pass costing about two
+//! forward passes) and its forward pass 2×; the original's `Conv3d` is also slower than the 2-D
+//! convolution on folded submaps, hence the stride-1 row and the ratios above those bounds:
 //!
-//! | layer | reference ms | convtrain ms | speedup |
-//! |---|---|---|---|
-//! | conv3x3/s2 64→128, (16,64,1,32,32) | 27.5 | 16.5 | 1.67× |
-//! | conv3x3/s2 128→256, (16,128,2,16,16) | 47.0 | 28.4 | 1.65× |
-//! | conv3x3/s2 256→512, (16,256,4,8,8) | 102.1 | 72.8 | 1.40× |
-//! | conv1x1/s2 64→128, (16,64,1,32,32) | 10.9 | 4.7 | 2.34× |
-//! | conv3x3/s1 128→128, (16,128,2,16,16) | 29.6 | 24.7 | 1.20× |
-//! | maxpool2/s2, (16,64,1,32,32) | 12.1 | 7.1 | 1.71× |
-//! | avgpool2/s2, (16,96,1,32,32) | 12.0 | 7.2 | 1.66× |
-//! | converted ResNet-18, train forward+backward | 881 (18.2 img/s) | 591 (27.1 img/s) | 1.49× |
+//! | layer | reference ms | convtrain ms | training (range) | forward only (range) |
+//! |---|---|---|---|---|
+//! | conv3x3/s2 64→128, (16,64,1,32,32) | 54.7 | 37.0 | 1.56× (1.33–1.73) | 2.44× (1.86–3.45) |
+//! | conv3x3/s2 128→256, (16,128,2,16,16) | 98.4 | 62.2 | 1.56× (1.46–1.65) | 2.16× (2.05–2.29) |
+//! | conv3x3/s2 256→512, (16,256,4,8,8) | 179.2 | 127.3 | 1.41× (1.30–1.48) | 2.74× (2.42–2.92) |
+//! | conv1x1/s2 64→128, (16,64,1,32,32) | 21.4 | 14.2 | 1.60× (1.20–2.02) | 1.63× (1.51–2.21) |
+//! | conv3x3/s1 128→128, (16,128,2,16,16) | 55.1 | 48.9 | 1.11× (1.02–1.21) | 1.04× (0.86–1.41) |
+//! | maxpool2/s2, (16,64,1,32,32) | 18.7 | 9.8 | 1.96× (1.51–2.20) | 2.05× (1.79–2.58) |
+//! | avgpool2/s2, (16,96,1,32,32) | 22.3 | 13.5 | 1.65× (1.59–1.90) | 2.05× (1.99–2.29) |
+//! | converted ResNet-18 | 1565 (10.2 img/s) | 1140 (14.0 img/s) | 1.37× (1.33–1.40) | 1.47× (1.39–1.58) |
 use convtrain::models::checkered::{forward_with, reference, Op};
 use convtrain::models::{Model, ModelConfig};
 use tch::{Device, Kind, Tensor};

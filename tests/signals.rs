@@ -11,13 +11,16 @@ const EPOCHS: &str = "4";
 /// Image side of these runs: large enough that a run lasts a few seconds, so the kill loop lands.
 const RESIZE: &str = "12";
 
-/// The uninterrupted run every interrupted one must equal: its log rows and weights.
-fn reference() -> (Vec<String>, Vec<(String, Vec<u8>)>) {
+/// The uninterrupted run every interrupted one must equal: its log rows and weights, and how long the
+/// whole process took on this machine.
+fn reference() -> (Vec<String>, Vec<(String, Vec<u8>)>, Duration) {
     let d = quick_dir();
+    let start = std::time::Instant::now();
     let o = run(d.path(), &quick_args("k", EPOCHS, &["--resize", RESIZE]));
+    let elapsed = start.elapsed();
     assert!(o.status.success(), "{}", stderr(&o));
     let run_dir = d.path().join("runs/k");
-    (log_rows(&run_dir), weights(&run_dir.join("last.safetensors")))
+    (log_rows(&run_dir), weights(&run_dir.join("last.safetensors")), elapsed)
 }
 
 fn finish(dir: &Path) {
@@ -27,7 +30,7 @@ fn finish(dir: &Path) {
 
 #[test]
 fn term_hup_usr1_checkpoint_exit_128_plus_n_and_resume_exactly() {
-    let (rows, last) = reference();
+    let (rows, last, _) = reference();
     let d = quick_dir();
     let run_dir = d.path().join("runs/k");
     // SIGTERM as soon as the run exists, before its first checkpoint: preemption in a long first epoch.
@@ -86,11 +89,13 @@ fn a_second_signal_stops_at_once_and_the_last_checkpoint_survives() {
 
 #[test]
 fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
-    let (rows, last) = reference();
+    let (rows, last, whole) = reference();
     let d = quick_dir();
     let run_dir = d.path().join("runs/k");
-    // A fixed pseudo-random sequence of (signal, delay after the start), the delays shorter than the
-    // whole run (about 1.2 s on one thread here) so that most signals land while it trains.
+    // A fixed pseudo-random sequence of (signal, delay after the start), the delays 10–85 % of the
+    // uninterrupted run's time on this machine (1.2 s on an Intel Xeon, well under a second on a Zen
+    // 4, where fixed delays of 0.15–1.05 s let most runs finish first), so that most signals land
+    // while it trains.
     let mut x: u64 = 0x5DEECE66D;
     let mut next = || {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -105,7 +110,7 @@ fn kill_loop_of_random_sigkills_and_sigterms_is_bit_identical() {
         };
         let mut child = spawn_group(d.path(), &args);
         let signal = if next() % 2 == 0 { libc::SIGKILL } else { libc::SIGTERM };
-        let delay = Duration::from_millis(150 + u64::from(next() % 900));
+        let delay = whole.mul_f64(0.10 + 0.75 * f64::from(next() % 1000) / 1000.0);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             interrupted += 1;
