@@ -11,9 +11,12 @@ const EPOCHS: &str = "4";
 /// Image side of these runs: large enough that a run lasts a few seconds, so the kill loop lands.
 const RESIZE: &str = "12";
 
-/// The uninterrupted run every interrupted one must equal: its log rows and weights, and how long the
-/// whole process took on this machine.
-fn reference() -> (Vec<String>, Vec<(String, Vec<u8>)>, Duration) {
+/// An uninterrupted run: its log rows, its weights (name and bytes) and how long the whole process
+/// took on this machine.
+type Reference = (Vec<String>, Vec<(String, Vec<u8>)>, Duration);
+
+/// The uninterrupted run every interrupted one must equal.
+fn reference() -> Reference {
     let d = quick_dir();
     let start = std::time::Instant::now();
     let o = run(d.path(), &quick_args("k", EPOCHS, &["--resize", RESIZE]));
