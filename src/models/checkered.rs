@@ -217,8 +217,9 @@ impl Op<'_> {
     ///
     /// The original pads its shifted copy by `p − d` before and `p + d` after (checkered.md §2.3 step
     /// 4). Only the zeros that some window reaches are added here: `p + d` after along an axis whose
-    /// last window reaches the extra zero (odd sizes with 3×3/p1, 2×2 pools), one fewer otherwise. The
-    /// windows are the same and the input a row and a column smaller. In oneDNN (2 threads, batch 16,
+    /// last window reaches the extra zero (odd sizes with 3×3/p1, 2×2 pools), fewer otherwise (one
+    /// fewer on a shifted axis of even size with 3×3/p1 or 1×1/p0). The windows are the same and the
+    /// input is smaller. In oneDNN (2 threads, batch 16,
     /// forward and backward, 31 interleaved pairs) the shifted branch of ResNet-18's 1×1 stride-2
     /// shortcut 64→128 at 32×32 took 7.5 ms against 12.4 ms; of its 3×3/p1 stride-2 layers, 3 % less.
     fn shifted_input(&self, x: &Tensor, p: i64, (dy, dx): (i64, i64)) -> Tensor {
