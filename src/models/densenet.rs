@@ -19,7 +19,8 @@ use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d
 use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
-use tch::nn::{self, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn;
 use tch::Tensor;
 
 pub const ARCHS: &[Arch] = &[checkered_arch(
@@ -49,10 +50,10 @@ struct DenseLayer {
     conv2: Conv2d,
 }
 
-impl ModuleT for DenseLayer {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.conv1.forward(&self.norm1.forward_t(x, train).relu());
-        let y = self.conv2.forward(&self.norm2.forward_t(&y, train).relu());
+impl Layer for DenseLayer {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.conv1.forward(&self.norm1.forward(x, pass).relu(), pass);
+        let y = self.conv2.forward(&self.norm2.forward(&y, pass).relu(), pass);
         Tensor::cat(&[x, &y], 1)
     }
 }
@@ -66,10 +67,10 @@ struct Transition {
     grid: Grid,
 }
 
-impl ModuleT for Transition {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.conv.forward(&self.norm.forward_t(x, train).relu());
-        self.grid.avg_pool2d(&self.pool_name, &y, 2, 2, 0)
+impl Layer for Transition {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.conv.forward(&self.norm.forward(x, pass).relu(), pass);
+        self.grid.avg_pool2d(&self.pool_name, &y, 2, 2, 0, pass)
     }
 }
 
@@ -135,30 +136,29 @@ impl DenseNet {
     }
 }
 
-impl ModuleT for DenseNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.conv0.forward(&self.grid.input(x));
+impl Layer for DenseNet {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let mut y = self.conv0.forward(&self.grid.input(x), pass);
         for (layers, transition) in &self.stages {
             for l in layers {
-                y = l.forward_t(&y, train);
+                y = l.forward(&y, pass);
             }
             if let Some(t) = transition {
-                y = t.forward_t(&y, train);
+                y = t.forward(&y, pass);
             }
         }
-        let y = self.norm_final.forward_t(&y, train).relu();
-        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 8, 8, 0);
-        self.classifier.forward(&y.flatten(1, -1))
+        let y = self.norm_final.forward(&y, pass).relu();
+        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 8, 8, 0, pass);
+        self.classifier.forward(&y.flatten(1, -1), pass)
     }
 }
 
-fn build_densenet(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_densenet(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     Ok(Box::new(DenseNet::new(root, cfg.depth.unwrap_or(100), cfg.width.unwrap_or(12), cfg)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::models::layers::trace_forward;
     use crate::models::{test_config, Model, ModelConfig};
     use tch::{Device, Kind, Tensor};
 
@@ -186,7 +186,7 @@ mod tests {
         tch::manual_seed(0);
         let m = Model::build(&cfg(40, 10, true), Device::Cpu).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, tr) = trace_forward(|| tch::no_grad(|| m.forward_t(&x, true)));
+        let (y, tr) = tch::no_grad(|| m.forward_traced(&x, true));
         assert_eq!(y.size(), vec![2, 10]);
         let shape = |name: &str| tr.iter().find(|t| t.name == name).unwrap().shape.clone();
         assert_eq!(shape("features.conv0"), vec![2, 24, 1, 32, 32]);

@@ -1,5 +1,5 @@
 //! Layers shared by every model family: plain convolution, batch norm and linear layers with the
-//! initialisations the papers use, plus the layer trace that `convtrain summary` reads.
+//! initialisations the papers use, each recording itself in the forward [`Pass`] for `convtrain summary`.
 //!
 //! Where the spatial operations run is explicit: a [`Grid`], stored in each convolution's
 //! [`ConvSpec`] and held by the networks for their pools. [`Grid::Dense`] is the ordinary 4-D
@@ -9,43 +9,9 @@
 //! submaps before the head. [`BatchNorm`] shares its statistics over all submaps (BatchNorm3d) and
 //! [`channel_dropout`] drops whole channels (Dropout3d) on either kind of tensor.
 use super::checkered::{self, ConvGeometry, Sampling};
-use std::cell::RefCell;
-use tch::nn::{self, Init, ModuleT};
+use super::pass::{Layer, Pass};
+use tch::nn::{self, Init};
 use tch::Tensor;
-
-/// One layer's entry in a traced forward pass (see [`trace_forward`]).
-#[derive(Debug, Clone)]
-pub struct LayerTrace {
-    /// The layer's variable-store path, e.g. `stage_1.0.conv1`.
-    pub name: String,
-    /// `Conv2d`, `BatchNorm`, `Linear`, ...
-    pub kind: &'static str,
-    /// Output shape, batch dimension included.
-    pub shape: Vec<i64>,
-    /// Multiply-accumulates per image.
-    pub macs: i64,
-}
-
-thread_local! {
-    static TRACE: RefCell<Option<Vec<LayerTrace>>> = const { RefCell::new(None) };
-}
-
-/// Records a layer's output while [`trace_forward`] runs; free otherwise.
-pub fn trace(name: &str, kind: &'static str, out: &Tensor, macs: i64) {
-    TRACE.with(|t| {
-        if let Some(v) = t.borrow_mut().as_mut() {
-            v.push(LayerTrace { name: name.to_string(), kind, shape: out.size(), macs });
-        }
-    });
-}
-
-/// Runs `f` (a forward pass) and returns its result with the layers it went through, in order.
-pub fn trace_forward<R>(f: impl FnOnce() -> R) -> (R, Vec<LayerTrace>) {
-    TRACE.with(|t| *t.borrow_mut() = Some(Vec::new()));
-    let r = f();
-    let v = TRACE.with(|t| t.borrow_mut().take()).unwrap_or_default();
-    (r, v)
-}
 
 /// The dotted name of a path, as it appears in checkpoints.
 pub fn path_name(p: &nn::Path) -> String {
@@ -96,8 +62,16 @@ impl Grid {
     }
 
     /// `conv2d` with `spec`'s geometry (checkered: the checkered convolution with the same weight,
-    /// stride 1 or 2 only), recorded in the layer trace under `name`.
-    pub fn conv2d(&self, name: &str, xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &ConvSpec) -> Tensor {
+    /// stride 1 or 2 only), recorded in `pass` under `name`.
+    pub fn conv2d(
+        &self,
+        name: &str,
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        spec: &ConvSpec,
+        pass: &mut Pass,
+    ) -> Tensor {
         let (s, p, d) = (spec.stride, spec.padding, spec.dilation);
         let (out, kind) = match self {
             Grid::Dense => (xs.conv2d(weight, bias, [s, s], [p, p], [d, d], spec.groups), "Conv2d"),
@@ -107,31 +81,47 @@ impl Grid {
         };
         let w = weight.size();
         let per_out = w[1] * w[2] * w[3];
-        trace(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        pass.record(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
         out
     }
 
     /// `MaxPool2d(kernel, stride, padding)` (padding −∞); checkered: the checkered max-pool, whose
     /// padding is zero as in the original (checkered.md §7 pitfall 3). Traced.
-    pub fn max_pool2d(&self, name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+    pub fn max_pool2d(
+        &self,
+        name: &str,
+        xs: &Tensor,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        pass: &mut Pass,
+    ) -> Tensor {
         let out = match self {
             Grid::Dense => xs.max_pool2d([kernel, kernel], [stride, stride], [padding, padding], [1, 1], false),
             Grid::Checkered(sampling) => checkered::max_pool(xs, kernel, 1, stride, padding, *sampling),
         };
-        trace(name, "MaxPool2d", &out, 0);
+        pass.record(name, "MaxPool2d", &out, 0);
         out
     }
 
     /// `AvgPool2d(kernel, stride, padding)` (padding zeros counted); checkered: the checkered average
     /// pool. Traced.
-    pub fn avg_pool2d(&self, name: &str, xs: &Tensor, kernel: i64, stride: i64, padding: i64) -> Tensor {
+    pub fn avg_pool2d(
+        &self,
+        name: &str,
+        xs: &Tensor,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        pass: &mut Pass,
+    ) -> Tensor {
         let out = match self {
             Grid::Dense => {
                 xs.avg_pool2d([kernel, kernel], [stride, stride], [padding, padding], false, true, None::<i64>)
             }
             Grid::Checkered(sampling) => checkered::avg_pool(xs, kernel, 1, stride, padding, *sampling),
         };
-        trace(name, "AvgPool2d", &out, 0);
+        pass.record(name, "AvgPool2d", &out, 0);
         out
     }
 }
@@ -239,8 +229,8 @@ impl Conv2d {
 
     /// Convolves `xs` with an explicit kernel using this layer's geometry and grid (used by shared
     /// and generated convolutions).
-    pub fn apply_kernel(&self, xs: &Tensor, weight: &Tensor) -> Tensor {
-        self.spec.grid.conv2d(&self.name, xs, weight, self.bias.as_ref(), &self.spec)
+    pub fn apply_kernel(&self, xs: &Tensor, weight: &Tensor, pass: &mut Pass) -> Tensor {
+        self.spec.grid.conv2d(&self.name, xs, weight, self.bias.as_ref(), &self.spec, pass)
     }
 }
 
@@ -250,9 +240,9 @@ pub fn channel_dropout(xs: &Tensor, p: f64, train: bool) -> Tensor {
     xs.feature_dropout(p, train)
 }
 
-impl nn::Module for Conv2d {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        self.apply_kernel(xs, &self.weight)
+impl Layer for Conv2d {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
+        self.apply_kernel(xs, &self.weight, pass)
     }
 }
 
@@ -288,11 +278,11 @@ impl CheckeredConv2d {
     }
 }
 
-impl nn::Module for CheckeredConv2d {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for CheckeredConv2d {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let out = checkered::conv(xs, &self.weight, self.bias.as_ref(), self.spec.geometry(), self.sampling);
         let per_out = self.weight.numel() as i64 / self.weight.size()[0];
-        trace(&self.name, "CheckeredConv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        pass.record(&self.name, "CheckeredConv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
         out
     }
 }
@@ -323,8 +313,8 @@ impl BatchNorm {
     }
 }
 
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl Layer for BatchNorm {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let b = &self.inner;
         let out = Tensor::batch_norm(
             xs,
@@ -332,12 +322,12 @@ impl ModuleT for BatchNorm {
             b.bs.as_ref(),
             Some(&b.running_mean),
             Some(&b.running_var),
-            train,
+            pass.train,
             0.1,
             self.eps,
             true,
         );
-        trace(&self.name, "BatchNorm", &out, 0);
+        pass.record(&self.name, "BatchNorm", &out, 0);
         out
     }
 }
@@ -345,21 +335,21 @@ impl ModuleT for BatchNorm {
 /// The forward pass of a residual block (torchvision's BasicBlock / Bottleneck): `layers` (conv, BN)
 /// in order with a ReLU between them, plus the identity or the projection `shortcut` (conv, BN), then
 /// ReLU.
-pub fn residual_forward<C: nn::Module, S: nn::Module>(
+pub fn residual_forward<C: Layer, S: Layer>(
     layers: &[(C, BatchNorm)],
     shortcut: Option<&(S, BatchNorm)>,
     x: &Tensor,
-    train: bool,
+    pass: &mut Pass,
 ) -> Tensor {
     let mut y = x.shallow_clone();
     for (i, (conv, bn)) in layers.iter().enumerate() {
-        y = bn.forward_t(&conv.forward(&y), train);
+        y = bn.forward(&conv.forward(&y, pass), pass);
         if i + 1 < layers.len() {
             y = y.relu();
         }
     }
     let skip = match shortcut {
-        Some((conv, bn)) => bn.forward_t(&conv.forward(x), train),
+        Some((conv, bn)) => bn.forward(&conv.forward(x, pass), pass),
         None => x.shallow_clone(),
     };
     (y + skip).relu()
@@ -387,11 +377,11 @@ impl Linear {
     }
 }
 
-impl nn::Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for Linear {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let out = xs.linear(&self.weight, self.bias.as_ref());
         let w = self.weight.size();
-        trace(&self.name, "Linear", &out, w[0] * w[1]);
+        pass.record(&self.name, "Linear", &out, w[0] * w[1]);
         out
     }
 }
@@ -399,7 +389,8 @@ impl nn::Module for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn::Module, Device, Kind};
+    use crate::models::pass::traced;
+    use tch::{Device, Kind};
 
     #[test]
     fn conv_init_has_kaiming_std_and_trace_counts_macs() {
@@ -410,7 +401,7 @@ mod tests {
         let want = (2.0f64 / (64.0 * 9.0)).sqrt();
         assert!((std - want).abs() / want < 0.02, "std {std} want {want}");
         let x = Tensor::zeros([2, 64, 8, 8], (Kind::Float, Device::Cpu));
-        let (y, tr) = trace_forward(|| conv.forward(&x));
+        let (y, tr) = traced(false, |pass| conv.forward(&x, pass));
         assert_eq!(y.size(), vec![2, 128, 8, 8]);
         assert_eq!(tr.len(), 1);
         assert_eq!(tr[0].name, "c");
@@ -428,7 +419,7 @@ mod tests {
         let m = f64::try_from(c.weight.abs().max()).unwrap();
         assert!(m <= bound && m > 0.9 * bound, "{m} vs {bound}");
         let x = Tensor::randn([2, 45, 2, 14, 14], (Kind::Float, Device::Cpu));
-        let y = nn::Module::forward(&c, &x);
+        let y = c.forward(&x, &mut Pass::new(false));
         assert_eq!(y.size(), vec![2, 64, 1, 14, 14]);
         assert_eq!(checkered::submap_mean(&y).size(), vec![2, 64, 14, 14]);
     }

@@ -22,7 +22,8 @@ use super::layers::{
 };
 use super::{checkered_arch, checkered_names, Arch, ModelConfig};
 use crate::error::Result;
-use tch::nn::{self, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn;
 use tch::{Kind, Tensor};
 
 pub const ARCHS: &[Arch] = &[
@@ -54,7 +55,7 @@ pub const DROPOUT: f64 = 0.2;
 
 #[derive(Debug)]
 pub struct ToyCnn {
-    convs: Vec<(Box<dyn Module>, BatchNorm)>,
+    convs: Vec<(Box<dyn Layer>, BatchNorm)>,
     fc: Linear,
     grid: Grid,
 }
@@ -76,7 +77,7 @@ impl ToyCnn {
             .map(|(i, &(name, cin, cout, stride))| {
                 let spec = ConvSpec::new(3).stride(stride).padding(1).bias(true).grid(grid);
                 let p = root / name;
-                let conv: Box<dyn Module> = match grid {
+                let conv: Box<dyn Layer> = match grid {
                     Grid::Checkered(sampling) if name == "conv4" && conv4_depth > 1 => {
                         Box::new(CheckeredConv2d::new(&p, cin, cout, conv4_depth, spec, sampling))
                     }
@@ -90,29 +91,25 @@ impl ToyCnn {
     }
 }
 
-impl ModuleT for ToyCnn {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Layer for ToyCnn {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
         let mut y = self.grid.input(x);
         for (conv, bn) in &self.convs {
-            y = bn.forward_t(&conv.forward(&y), train).relu();
+            y = bn.forward(&conv.forward(&y, pass), pass).relu();
         }
-        let y = channel_dropout(&y, DROPOUT, train);
+        let y = channel_dropout(&y, DROPOUT, pass.train);
         // AdaptiveAvgPool3d(1) over (S, H, W) = the mean of equally sized submaps, then over H, W.
         let v = self.grid.merge_submaps(&y).mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
-        self.fc.forward(&v)
+        self.fc.forward(&v, pass)
     }
 }
 
-fn build<const CONV4_DEPTH: i64, const CHECKERED: bool>(
-    root: &nn::Path,
-    cfg: &ModelConfig,
-) -> Result<Box<dyn ModuleT>> {
+fn build<const CONV4_DEPTH: i64, const CHECKERED: bool>(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     Ok(Box::new(ToyCnn::new(root, CONV4_DEPTH, cfg.grid_if(CHECKERED || cfg.checkered)?, cfg)))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::models::layers::trace_forward;
     use crate::models::{test_config, Model};
     use tch::{Device, Kind, Tensor};
 
@@ -128,7 +125,7 @@ mod tests {
         ] {
             let m = Model::build(&test_config(arch, 10, checkered, 1, 28), Device::Cpu).unwrap();
             assert_eq!(m.num_parameters(), params, "{arch}");
-            let (y, tr) = trace_forward(|| m.forward_t(&x, true));
+            let (y, tr) = m.forward_traced(&x, true);
             assert_eq!(y.size(), vec![3, 10]);
             let shape = |n: &str| tr.iter().find(|t| t.name == n).unwrap().shape.clone();
             assert_eq!(shape("conv2"), conv2, "{arch}");

@@ -1,5 +1,5 @@
 //! The model registry: every paper family registers its architectures here, and the engine only ever
-//! sees a [`Model`] (a variable store plus a `ModuleT`) and the architecture's default weight-decay
+//! sees a [`Model`] (a variable store plus a [`pass::Layer`]) and the architecture's default weight-decay
 //! exclusions.
 pub mod associative;
 pub mod checkered;
@@ -11,6 +11,7 @@ pub mod kernel_cache;
 pub mod layers;
 pub mod mnist_toy;
 pub mod options;
+pub mod pass;
 pub mod resnet;
 pub mod soft_sharing;
 pub mod summary;
@@ -23,11 +24,12 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{to_json, Result};
 use crate::input_err;
 use layers::Grid;
+use pass::{Layer, LayerTrace, Pass};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Tensor};
 
 /// What a builder needs to know to construct a network. `None` means "the architecture's default".
@@ -114,7 +116,7 @@ options::family_options! {
 pub type NamedTensors = Vec<(String, Tensor)>;
 
 /// Builds a network under `root` (its variables are created there, named as in the original code).
-pub type BuildFn = fn(&nn::Path, &ModelConfig) -> Result<Box<dyn ModuleT>>;
+pub type BuildFn = fn(&nn::Path, &ModelConfig) -> Result<Box<dyn Layer>>;
 
 /// One registered architecture.
 pub struct Arch {
@@ -319,7 +321,7 @@ pub fn find(name: &str) -> Result<&'static Arch> {
 /// A built network with its variables.
 pub struct Model {
     pub vs: nn::VarStore,
-    pub net: Box<dyn ModuleT>,
+    pub net: Box<dyn Layer>,
     pub arch: &'static Arch,
     pub config: ModelConfig,
     /// Inputs go to the network in channels-last memory order ([`Model::use_channels_last`]).
@@ -365,11 +367,21 @@ impl Model {
         self.channels_last = true;
     }
 
+    /// The network's output for `xs`, in training mode or not.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward(xs, &mut Pass::new(train))
+    }
+
+    /// [`Model::forward_t`] that also returns the layers gone through, in order (`convtrain summary`).
+    pub fn forward_traced(&self, xs: &Tensor, train: bool) -> (Tensor, Vec<LayerTrace>) {
+        pass::traced(train, |pass| self.forward(xs, pass))
+    }
+
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         if self.channels_last {
-            self.net.forward_t(&to_channels_last(xs), train)
+            self.net.forward(&to_channels_last(xs), pass)
         } else {
-            self.net.forward_t(xs, train)
+            self.net.forward(xs, pass)
         }
     }
 

@@ -18,7 +18,8 @@ use super::layers::{residual_forward, torch04_batch_norm, BatchNorm, Conv2d, Con
 use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
-use tch::nn::{self, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn;
 use tch::Tensor;
 
 const ABOUT_FULL: &str = "CIFAR ResNet (kuangliu; checkered-CNN paper §5.2), --checkered converts it";
@@ -94,9 +95,9 @@ impl Block {
     }
 }
 
-impl ModuleT for Block {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        residual_forward(&self.convs, self.shortcut.as_ref(), x, train)
+impl Layer for Block {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        residual_forward(&self.convs, self.shortcut.as_ref(), x, pass)
     }
 }
 
@@ -144,26 +145,25 @@ impl ResNet {
     }
 }
 
-impl ModuleT for ResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Layer for ResNet {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
         let x = self.grid.input(x);
-        let mut y = self.stem.1.forward_t(&self.stem.0.forward(&x), train).relu();
+        let mut y = self.stem.1.forward(&self.stem.0.forward(&x, pass), pass).relu();
         for b in &self.blocks {
-            y = b.forward_t(&y, train);
+            y = b.forward(&y, pass);
         }
-        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 4, 4, 0);
-        self.linear.forward(&y.flatten(1, -1))
+        let y = Grid::Dense.avg_pool2d("avg_pool", &self.grid.merge_submaps(&y), 4, 4, 0, pass);
+        self.linear.forward(&y.flatten(1, -1), pass)
     }
 }
 
-fn build<const DEPTH: i64, const TINY: bool>(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build<const DEPTH: i64, const TINY: bool>(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     Ok(Box::new(ResNet::new(root, DEPTH, TINY, cfg)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::layers::trace_forward;
     use crate::models::{test_config, Model};
     use tch::{Device, Kind};
 
@@ -197,7 +197,7 @@ mod tests {
         tch::manual_seed(0);
         let m = Model::build(&test_config("resnet50", 100, true, 3, 32), Device::Cpu).unwrap();
         let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, tr) = trace_forward(|| tch::no_grad(|| m.forward_t(&x, false)));
+        let (y, tr) = tch::no_grad(|| m.forward_traced(&x, false));
         assert_eq!(y.size(), vec![1, 100]);
         let last = |prefix: &str| tr.iter().rev().find(|t| t.name.starts_with(prefix)).unwrap().shape.clone();
         assert_eq!(last("layer0."), vec![1, 64, 1, 32, 32]);
@@ -226,12 +226,12 @@ mod tests {
             assert!(a.equal(b), "{n} not loaded");
         }
         let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y2d, tr2d) = trace_forward(|| tch::no_grad(|| cnn.forward_t(&x, false)));
-        let (yc, trc) = trace_forward(|| tch::no_grad(|| ccnn.forward_t(&x, false)));
+        let (y2d, tr2d) = tch::no_grad(|| cnn.forward_traced(&x, false));
+        let (yc, trc) = tch::no_grad(|| ccnn.forward_traced(&x, false));
         assert_eq!(y2d.size(), vec![1, 10]);
         assert_eq!(yc.size(), vec![1, 10]);
         let shape =
-            |tr: &[crate::models::layers::LayerTrace], n: &str| tr.iter().find(|t| t.name == n).unwrap().shape.clone();
+            |tr: &[crate::models::pass::LayerTrace], n: &str| tr.iter().find(|t| t.name == n).unwrap().shape.clone();
         assert_eq!(shape(&tr2d, "layer4.1.bn2"), vec![1, 512, 4, 4]);
         assert_eq!(shape(&trc, "layer4.1.bn2"), vec![1, 512, 8, 4, 4]);
         assert_eq!(shape(&trc, "layer2.0.conv1"), vec![1, 128, 2, 16, 16]);

@@ -10,7 +10,8 @@
 //! ```
 //! use convtrain::models::layers::{Conv2d, ConvSpec};
 //! use convtrain::models::soft_sharing::{orthogonal, SConv2d, TemplateBank};
-//! use tch::nn::{self, Module};
+//! use convtrain::models::pass::{Layer, Pass};
+//! use tch::nn;
 //! use tch::{Device, Kind, Tensor};
 //!
 //! let vs = nn::VarStore::new(Device::Cpu);
@@ -24,10 +25,11 @@
 //!     .map(|j| SConv2d::with_coefficients(&(&root / format!("conv{}", j + 2)), &bank, 1, 1, &alpha.get(j)))
 //!     .collect();
 //!
+//! let pass = &mut Pass::new(false); // an evaluation-mode forward pass, not traced
 //! let x = Tensor::randn([2, 1, 12, 12], (Kind::Float, Device::Cpu));
-//! let mut y = conv1.forward(&x).relu();
+//! let mut y = conv1.forward(&x, pass).relu();
 //! for conv in &shared {
-//!     y = conv.forward(&y).relu();
+//!     y = conv.forward(&y, pass).relu();
 //! }
 //! assert_eq!(y.size(), vec![2, 10, 10, 10]);
 //! // One bank (3·10·10·3·3) + three coefficient vectors + conv1: templates are stored once.
@@ -35,6 +37,7 @@
 //! ```
 use super::kernel_cache::KernelCache;
 use super::layers::{kaiming_normal, path_name, ConvSpec, Grid};
+use crate::models::pass::{Layer, Pass};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
@@ -131,10 +134,10 @@ impl SConv2d {
     }
 }
 
-impl nn::Module for SConv2d {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for SConv2d {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let weight = self.cache.kernel(&[&self.templates, &self.coefficients], || self.weight());
-        self.spec.grid.conv2d(&self.name, xs, &weight, None, &self.spec)
+        self.spec.grid.conv2d(&self.name, xs, &weight, None, &self.spec, pass)
     }
 }
 
@@ -161,7 +164,7 @@ pub fn orthogonal(rows: i64, cols: i64) -> Tensor {
 mod tests {
     use super::*;
     use crate::models::layers::{Conv2d, ConvSpec};
-    use tch::nn::Module;
+    use crate::models::pass::Pass;
 
     fn max_abs(t: &Tensor) -> f64 {
         f64::try_from(t.abs().max()).unwrap()
@@ -186,7 +189,7 @@ mod tests {
         assert!(max_abs(&(conv.weight() - &want)) < 1e-6);
         // Stride and padding are passed through.
         let x = Tensor::randn([1, 32, 9, 9], (Kind::Float, Device::Cpu));
-        let y = conv.forward(&x);
+        let y = conv.forward(&x, &mut Pass::new(false));
         let y_ref = x.conv2d(&want, None::<Tensor>, [2, 2], [1, 1], [1, 1], 1);
         assert_eq!(y.size(), vec![1, 16, 5, 5]);
         assert!(max_abs(&(y - y_ref)) < 1e-5);
@@ -222,9 +225,9 @@ mod tests {
             .map(|j| SConv2d::with_coefficients(&(&root / format!("conv{}", j + 2)), &bank, 1, 1, &alpha.get(j)))
             .collect();
         let forward = |x: &Tensor| {
-            let mut y = conv1.forward(x).relu();
+            let mut y = conv1.forward(x, &mut Pass::new(false)).relu();
             for c in &shared {
-                y = c.forward(&y).relu();
+                y = c.forward(&y, &mut Pass::new(false)).relu();
             }
             y.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
         };

@@ -1,6 +1,5 @@
 //! `convtrain summary`: per-layer table (output shape, parameters, MACs), trainable total (the count
 //! the papers quote), parameters per weight-decay group. Nothing is trained.
-use super::layers::trace_forward;
 use super::Model;
 use std::fmt::Write;
 use tch::{Kind, Tensor};
@@ -31,7 +30,7 @@ pub struct ModelSummary {
 pub fn summarize(model: &Model, groups: Vec<(String, f64, i64)>) -> ModelSummary {
     let c = &model.config;
     let x = Tensor::zeros([1, c.in_channels, c.image_size, c.image_size], (Kind::Float, model.vs.device()));
-    let (_, trace) = tch::no_grad(|| trace_forward(|| model.forward_t(&x, false)));
+    let (_, trace) = tch::no_grad(|| model.forward_traced(&x, false));
     let params = model.named_parameters();
     let mut owned = vec![false; params.len()];
     let mut rows = Vec::new();

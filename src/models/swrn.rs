@@ -14,9 +14,10 @@ use super::wrn::{blocks_per_stage, depth_width, DynConv, StageConvs, WideResNet}
 use super::{with_batch_counts, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
+use crate::models::pass::Layer;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Kind, Tensor};
 
 pub const ARCHS: &[Arch] = &[Arch {
@@ -114,7 +115,7 @@ pub fn depth_width_bank(cfg: &ModelConfig) -> Result<(i64, i64, i64)> {
     Ok((depth, width, cfg.options::<SwrnOptions>()?.bank_size.unwrap_or(DEFAULT_BANK_SIZE)))
 }
 
-fn build_swrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_swrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let (depth, width, k) = depth_width_bank(cfg)?;
     if k < 1 {
         return Err(input_err!("--bank-size: SWRN needs at least one template per bank, got {k}."));

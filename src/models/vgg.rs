@@ -15,7 +15,8 @@ use super::layers::{torch04_batch_norm, torch_default_uniform, BatchNorm, Conv2d
 use super::{checkered_arch, Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
-use tch::nn::{self, Init, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 const ABOUT: &str = "VGG-BN for 32×32 inputs (checkered-CNN repository), --checkered converts it";
@@ -93,29 +94,28 @@ impl Vgg {
     }
 }
 
-impl ModuleT for Vgg {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Layer for Vgg {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
         let mut y = self.grid.input(x);
         for f in &self.features {
             y = match f {
-                Feature::Conv(layer) => layer.1.forward_t(&layer.0.forward(&y), train).relu(),
-                Feature::Pool(name) => self.grid.max_pool2d(name, &y, 2, 2, 0),
+                Feature::Conv(layer) => layer.1.forward(&layer.0.forward(&y, pass), pass).relu(),
+                Feature::Pool(name) => self.grid.max_pool2d(name, &y, 2, 2, 0, pass),
             };
         }
         let y = self.grid.merge_submaps(&y).flatten(1, -1);
-        let y = self.classifier[0].forward(&y.dropout(0.5, train)).relu();
-        let y = self.classifier[1].forward(&y.dropout(0.5, train)).relu();
-        self.classifier[2].forward(&y)
+        let y = self.classifier[0].forward(&y.dropout(0.5, pass.train), pass).relu();
+        let y = self.classifier[1].forward(&y.dropout(0.5, pass.train), pass).relu();
+        self.classifier[2].forward(&y, pass)
     }
 }
 
-fn build<const DEPTH: i64>(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build<const DEPTH: i64>(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     Ok(Box::new(Vgg::new(root, DEPTH, cfg)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::models::layers::trace_forward;
     use crate::models::{test_config, Model};
     use tch::{Device, Kind, Tensor};
 
@@ -141,7 +141,7 @@ mod tests {
         tch::manual_seed(0);
         let m = Model::build(&test_config("vgg11-bn", 10, true, 3, 32), Device::Cpu).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, tr) = trace_forward(|| tch::no_grad(|| m.forward_t(&x, false)));
+        let (y, tr) = tch::no_grad(|| m.forward_traced(&x, false));
         assert_eq!(y.size(), vec![2, 10]);
         assert_eq!(tr.iter().find(|t| t.name == "features.3").unwrap().shape, vec![2, 64, 2, 16, 16]);
         assert_eq!(tr.iter().find(|t| t.name == "features.28").unwrap().shape, vec![2, 512, 32, 1, 1]);

@@ -8,7 +8,8 @@ use super::layers::{kaiming_normal, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
 use super::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::input_err;
-use tch::nn::{self, Init, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 pub const ARCHS: &[Arch] = &[Arch::new(
@@ -29,7 +30,7 @@ pub fn blocks_per_stage(depth: i64) -> Result<i64> {
 }
 
 /// A 3×3 stride-1 convolution inside blocks 1..N-1 of a stage: plain for WRN, template-shared for SWRN.
-pub type DynConv = Box<dyn Module>;
+pub type DynConv = Box<dyn Layer>;
 
 /// Makes the 3×3 convolutions of the non-first blocks of each stage.
 pub trait StageConvs {
@@ -59,13 +60,13 @@ struct Block {
     shortcut: Option<Conv2d>,
 }
 
-impl ModuleT for Block {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let o = self.bn1.forward_t(x, train).relu();
-        let y = self.conv1.forward(&o);
-        let y = self.conv2.forward(&self.bn2.forward_t(&y, train).relu());
+impl Layer for Block {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let o = self.bn1.forward(x, pass).relu();
+        let y = self.conv1.forward(&o, pass);
+        let y = self.conv2.forward(&self.bn2.forward(&y, pass).relu(), pass);
         match &self.shortcut {
-            Some(s) => y + s.forward(&o),
+            Some(s) => y + s.forward(&o, pass),
             None => y + x,
         }
     }
@@ -140,17 +141,17 @@ impl WideResNet {
     }
 }
 
-impl ModuleT for WideResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward(&self.grid.input(x));
+impl Layer for WideResNet {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let mut y = self.stem.forward(&self.grid.input(x), pass);
         for b in &self.blocks {
-            y = b.forward_t(&y, train);
+            y = b.forward(&y, pass);
         }
-        let y = self.grid.merge_submaps(&self.last_bn.forward_t(&y, train).relu());
+        let y = self.grid.merge_submaps(&self.last_bn.forward(&y, pass).relu());
         // AvgPool2d(8) on the 8×8 map of 32×32 inputs is the global mean; taking the mean keeps
         // other input sizes usable.
         let y = y.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
-        self.classifier.forward(&y)
+        self.classifier.forward(&y, pass)
     }
 }
 
@@ -159,7 +160,7 @@ pub fn depth_width(cfg: &ModelConfig) -> (i64, i64) {
     (cfg.depth.unwrap_or(28), cfg.width.unwrap_or(2))
 }
 
-fn build_wrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_wrn(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let (depth, width) = depth_width(cfg);
     Ok(Box::new(WideResNet::new(root, depth, width, cfg.in_channels, cfg.num_classes, cfg.grid()?, &mut PlainConvs)?))
 }
@@ -197,7 +198,7 @@ mod tests {
         let m = Model::build(&ModelConfig { checkered: true, ..cfg(10, 1, 10) }, Device::Cpu).unwrap();
         assert_eq!(m.num_parameters(), plain.num_parameters());
         let x = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, tr) = crate::models::layers::trace_forward(|| m.forward_t(&x, false));
+        let (y, tr) = m.forward_traced(&x, false);
         assert_eq!(y.size(), vec![2, 10]);
         assert_eq!(tr.iter().find(|t| t.name == "lastact.0").unwrap().shape, vec![2, 64, 4, 8, 8]);
     }

@@ -6,7 +6,8 @@ use crate::error::Result;
 use crate::input_err;
 use crate::models::densenet::layers_per_block;
 use crate::models::layers::{kaiming_normal, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
-use tch::nn::{self, Init, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 /// CIFAR ResNet codes: the init loop's `p.data.normal_(1/1000)` for every parameter named `code*`
@@ -24,9 +25,9 @@ pub const DENSENET_GENERATED: &[(&str, &str)] = &[("code2", "conv2")];
 /// `avg_pool2d(out, 8)` (DenseNet) on the 8×8 map of a 32×32 input; the whole final map of other input
 /// sizes (7×7 for 28×28 MNIST), where the original's fixed 8 would fail.
 /// (torchvision's `AdaptiveAvgPool2d((1, 1))` in the ImageNet ResNets.) Traced as `avgpool`.
-pub fn global_avg_pool(x: &Tensor) -> Tensor {
+pub fn global_avg_pool(x: &Tensor, pass: &mut Pass) -> Tensor {
     let size = x.size();
-    Grid::Dense.avg_pool2d("avgpool", x, size[2], size[3], 0)
+    Grid::Dense.avg_pool2d("avgpool", x, size[2], size[3], 0, pass)
 }
 
 /// `ResNetBasicblock` / `ResNetBasicblockOrg`: conv_a(stride)-bn_a-ReLU-conv_b-bn_b, plus the option-A
@@ -78,13 +79,13 @@ impl BasicBlock {
     }
 }
 
-impl ModuleT for BasicBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.bn_a.forward_t(&self.conv_a.forward(x), train).relu();
-        let y = self.bn_b.forward_t(&self.conv_b.forward(&y), train);
+impl Layer for BasicBlock {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.bn_a.forward(&self.conv_a.forward(x, pass), pass).relu();
+        let y = self.bn_b.forward(&self.conv_b.forward(&y, pass), pass);
         let skip = match &self.downsample {
             Some(name) => {
-                let sub = self.grid.avg_pool2d(name, x, 1, 2, 0);
+                let sub = self.grid.avg_pool2d(name, x, 1, 2, 0, pass);
                 Tensor::cat(&[&sub, &sub.zeros_like()], 1)
             }
             None => x.shallow_clone(),
@@ -148,13 +149,13 @@ impl CifarResNet {
     }
 }
 
-impl ModuleT for CifarResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.bn_1.forward_t(&self.conv_1_3x3.forward(&self.grid.input(x)), train).relu();
+impl Layer for CifarResNet {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let mut y = self.bn_1.forward(&self.conv_1_3x3.forward(&self.grid.input(x), pass), pass).relu();
         for b in &self.blocks {
-            y = b.forward_t(&y, train);
+            y = b.forward(&y, pass);
         }
-        self.classifier.forward(&global_avg_pool(&self.grid.merge_submaps(&y)).flatten(1, -1))
+        self.classifier.forward(&global_avg_pool(&self.grid.merge_submaps(&y), pass).flatten(1, -1), pass)
     }
 }
 
@@ -168,10 +169,10 @@ struct DenseBottleneck {
     conv2: SwitchableConv,
 }
 
-impl ModuleT for DenseBottleneck {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.conv1.forward(&self.bn1.forward_t(x, train).relu());
-        let y = self.conv2.forward(&self.bn2.forward_t(&y, train).relu());
+impl Layer for DenseBottleneck {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.conv1.forward(&self.bn1.forward(x, pass).relu(), pass);
+        let y = self.conv2.forward(&self.bn2.forward(&y, pass).relu(), pass);
         Tensor::cat(&[&y, x], 1)
     }
 }
@@ -266,18 +267,18 @@ impl DenseNetBC {
     }
 }
 
-impl ModuleT for DenseNetBC {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.conv1.forward(&self.grid.input(x));
+impl Layer for DenseNetBC {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let mut y = self.conv1.forward(&self.grid.input(x), pass);
         for (layers, transition) in &self.stages {
             for l in layers {
-                y = l.forward_t(&y, train);
+                y = l.forward(&y, pass);
             }
-            y = transition.bn.forward_t(&y, train).relu();
+            y = transition.bn.forward(&y, pass).relu();
             if let Some((conv, pool)) = &transition.conv {
-                y = self.grid.avg_pool2d(pool, &conv.forward(&y), 2, 2, 0);
+                y = self.grid.avg_pool2d(pool, &conv.forward(&y, pass), 2, 2, 0, pass);
             }
         }
-        self.linear.forward(&global_avg_pool(&self.grid.merge_submaps(&y)).flatten(1, -1))
+        self.linear.forward(&global_avg_pool(&self.grid.merge_submaps(&y), pass).flatten(1, -1), pass)
     }
 }

@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::models::layers::{
     kaiming_normal, residual_forward, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear,
 };
-use tch::nn::{self, Module, ModuleT};
+use crate::models::pass::{Layer, Pass};
+use tch::nn;
 use tch::Tensor;
 
 /// The residual block of an ImageNet CSG ResNet.
@@ -93,9 +94,9 @@ impl ResidualBlock {
     }
 }
 
-impl ModuleT for ResidualBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        residual_forward(&self.layers, self.downsample.as_ref(), x, train)
+impl Layer for ResidualBlock {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        residual_forward(&self.layers, self.downsample.as_ref(), x, pass)
     }
 }
 
@@ -136,13 +137,13 @@ impl ImageNetResNet {
     }
 }
 
-impl ModuleT for ImageNetResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.bn1.forward_t(&self.conv1.forward(&self.grid.input(x)), train).relu();
-        let mut y = self.grid.max_pool2d("maxpool", &y, 3, 2, 1);
+impl Layer for ImageNetResNet {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.bn1.forward(&self.conv1.forward(&self.grid.input(x), pass), pass).relu();
+        let mut y = self.grid.max_pool2d("maxpool", &y, 3, 2, 1, pass);
         for b in &self.blocks {
-            y = b.forward_t(&y, train);
+            y = b.forward(&y, pass);
         }
-        self.fc.forward(&global_avg_pool(&self.grid.merge_submaps(&y)).flatten(1, -1))
+        self.fc.forward(&global_avg_pool(&self.grid.merge_submaps(&y), pass).flatten(1, -1), pass)
     }
 }

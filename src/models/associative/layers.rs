@@ -4,7 +4,8 @@
 //! ```
 //! use convtrain::models::associative::{GeneratedConv2d, GeneratorInit, SliceGenerator, SliceShape};
 //! use convtrain::models::layers::ConvSpec;
-//! use tch::nn::{self, Init, Module};
+//! use convtrain::models::pass::{Layer, Pass};
+//! use tch::nn::{self, Init};
 //! use tch::{Device, Kind, Tensor};
 //!
 //! # fn main() -> convtrain::Result<()> {
@@ -16,7 +17,8 @@
 //! let codes = Init::Randn { mean: 0.0, stdev: 1.0 };
 //! let conv1 = GeneratedConv2d::new(&(&root / "block"), "code1", &csg, 16, 32, ConvSpec::new(3).stride(2).padding(1), codes)?;
 //! let conv2 = GeneratedConv2d::new(&(&root / "block"), "code2", &csg, 32, 32, ConvSpec::new(3).padding(1), codes)?;
-//! let y = conv2.forward(&conv1.forward(&Tensor::zeros([2, 16, 8, 8], (Kind::Float, Device::Cpu))));
+//! let pass = &mut Pass::new(false); // an evaluation-mode forward pass, not traced
+//! let y = conv2.forward(&conv1.forward(&Tensor::zeros([2, 16, 8, 8], (Kind::Float, Device::Cpu)), pass), pass);
 //! assert_eq!(y.size(), [2, 32, 4, 4]);
 //! // ⌈16/12⌉·⌈32/12⌉ = 6 and 3·3 = 9 slices of 72-d codes, plus the 1296×72 generator.
 //! assert_eq!(vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>(), (6 + 9) * 72 + 1296 * 72);
@@ -27,7 +29,8 @@ use crate::error::Result;
 use crate::input_err;
 use crate::models::kernel_cache::KernelCache;
 use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, Conv2d, ConvSpec};
-use tch::nn::{self, Init, Module};
+use crate::models::pass::{Layer, Pass};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 /// `SLICE_SHAPE` = [S0, S1, k, k] (associative.md §2.1). Only square slices (S0 = S1) and square
@@ -224,10 +227,10 @@ impl GeneratedConv2d {
     }
 }
 
-impl Module for GeneratedConv2d {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for GeneratedConv2d {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let kernel = self.cache.kernel(&[&self.generator.weight, &self.codes], || self.kernel());
-        self.spec.grid.conv2d(&self.name, xs, &kernel, None, &self.spec)
+        self.spec.grid.conv2d(&self.name, xs, &kernel, None, &self.spec, pass)
     }
 }
 
@@ -271,11 +274,11 @@ impl SwitchableConv {
     }
 }
 
-impl Module for SwitchableConv {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for SwitchableConv {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         match self {
-            SwitchableConv::Plain(c) => c.forward(xs),
-            SwitchableConv::Generated(c) => c.forward(xs),
+            SwitchableConv::Plain(c) => c.forward(xs, pass),
+            SwitchableConv::Generated(c) => c.forward(xs, pass),
         }
     }
 }
@@ -283,6 +286,7 @@ impl Module for SwitchableConv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::pass::Pass;
     use tch::{Device, Kind};
 
     fn generator(root: &nn::Path, dims: &[i64], code: i64) -> SliceGenerator {
@@ -325,7 +329,7 @@ mod tests {
             let direct = f64::try_from(flat.get(pos)).unwrap();
             let got = f64::try_from(k.get(o).get(i).flatten(0, -1).get(0)).unwrap();
             assert!((direct - got).abs() < 1e-5, "{dims:?} {cin}->{cout}");
-            let y = conv.forward(&Tensor::ones([1, cin, 5, 5], (Kind::Float, Device::Cpu)));
+            let y = conv.forward(&Tensor::ones([1, cin, 5, 5], (Kind::Float, Device::Cpu)), &mut Pass::new(false));
             assert_eq!(y.size(), [1, cout, 5, 5]);
         }
     }

@@ -43,12 +43,13 @@ use super::{find, torch_state_dict, Arch, ExportRequest, Model, ModelConfig, Nam
 use crate::checkpoint;
 use crate::error::Result;
 use crate::input_err;
+use crate::models::pass::Layer;
 use imagenet::Block;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 use std::path::PathBuf;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// The spec file of this family.
@@ -289,7 +290,7 @@ pub fn generator_config(cfg: &ModelConfig) -> Result<Option<GeneratorConfig>> {
     Ok(Some(GeneratorConfig { slice, code_size: o.code_size.unwrap_or(default_code), init, frozen: o.frozen()? }))
 }
 
-fn build(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let (network, _) = Network::of(&cfg.arch)?;
     let grid = cfg.grid()?;
     let generator = generator_config(cfg)?

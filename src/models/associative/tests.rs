@@ -1,5 +1,4 @@
 use super::*;
-use crate::models::layers::trace_forward;
 use std::path::Path;
 
 fn cfg(arch: &str, depth: Option<i64>, width: Option<i64>, classes: i64) -> ModelConfig {
@@ -237,7 +236,7 @@ fn one_generator_drives_every_generated_convolution() {
     });
     // Each forward pass regenerates every kernel from the one (now doubled) generator.
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let (_, trace) = trace_forward(|| tch::no_grad(|| m.forward_t(&x, false)));
+    let (_, trace) = tch::no_grad(|| m.forward_traced(&x, false));
     let generated: Vec<&str> =
         trace.iter().filter(|t| code_block(&t.name).is_some()).map(|t| t.name.as_str()).collect();
     assert_eq!(generated.len(), 6, "{generated:?}");
@@ -347,7 +346,7 @@ fn checkered_csg_resnet_runs_its_generated_kernels_checkered() {
     let shapes = |m: &Model| m.named_variables().into_iter().map(|(n, t)| (n, t.size())).collect::<Vec<_>>();
     assert_eq!(shapes(&a), shapes(&b));
     let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let (y, trace) = trace_forward(|| tch::no_grad(|| b.forward_t(&x, false)));
+    let (y, trace) = tch::no_grad(|| b.forward_traced(&x, false));
     assert_eq!(y.size(), [1, 10]);
     let layer = |n: &str| trace.iter().find(|t| t.name == n).unwrap();
     assert_eq!(
@@ -365,7 +364,7 @@ fn other_input_sizes_pool_globally() {
     // 28×28 MNIST: the final map is 7×7 (the original's AvgPool2d(8) would fail).
     let c = ModelConfig { depth: Some(8), ..ModelConfig::new("csg-resnet", 10, 1, 28) };
     let x = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let (y, trace) = trace_forward(|| tch::no_grad(|| Model::build(&c, Device::Cpu).unwrap().forward_t(&x, false)));
+    let (y, trace) = tch::no_grad(|| Model::build(&c, Device::Cpu).unwrap().forward_traced(&x, false));
     assert_eq!(y.size(), [2, 10]);
     assert_eq!(trace.iter().find(|t| t.name == "avgpool").unwrap().shape, [2, 64, 1, 1]);
 }

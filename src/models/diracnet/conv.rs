@@ -20,7 +20,8 @@
 //! ```
 //! use convtrain::models::diracnet::DiracConv;
 //! use convtrain::models::layers::ConvSpec;
-//! use tch::nn::{self, Module};
+//! use convtrain::models::pass::{Layer, Pass};
+//! use tch::nn;
 //! use tch::{Device, Kind, Tensor};
 //!
 //! let vs = nn::VarStore::new(Device::Cpu);
@@ -32,17 +33,19 @@
 //!     let _ = conv.alpha.shallow_clone().fill_(1.0);
 //!     let _ = conv.beta.shallow_clone().fill_(0.0);
 //! });
+//! let pass = &mut Pass::new(false); // an evaluation-mode forward pass, not traced
 //! let x = Tensor::randn([2, 8, 5, 5], (Kind::Float, Device::Cpu));
-//! assert!(conv.forward(&x).equal(&x));
+//! assert!(conv.forward(&x, pass).equal(&x));
 //!
 //! let line = DiracConv::new(&(&root / "line"), 1, 4, 6, ConvSpec::new(5).padding(2).bias(true)).unwrap();
-//! assert_eq!(line.forward(&Tensor::randn([3, 4, 10], (Kind::Float, Device::Cpu))).size(), [3, 6, 10]);
+//! assert_eq!(line.forward(&Tensor::randn([3, 4, 10], (Kind::Float, Device::Cpu)), pass).size(), [3, 6, 10]);
 //! // Stride 2 (or an even kernel) is refused with an input error.
 //! assert!(DiracConv::new(&(&root / "bad"), 2, 4, 4, ConvSpec::new(3).stride(2)).is_err());
 //! ```
 use crate::error::Result;
 use crate::input_err;
-use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, trace, ConvSpec};
+use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, ConvSpec};
+use crate::models::pass::{Layer, Pass};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
@@ -153,20 +156,20 @@ impl DiracConv {
     }
 }
 
-impl nn::Module for DiracConv {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for DiracConv {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let w = self.kernel();
         let s = &self.spec;
         match self.dims {
-            2 => s.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), s),
+            2 => s.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), s, pass),
             1 => {
                 let out = xs.conv1d(&w, self.bias.as_ref(), [1], [s.padding], [s.dilation], 1);
-                trace(&self.name, "DiracConv1d", &out, macs(&out, &w));
+                pass.record(&self.name, "DiracConv1d", &out, macs(&out, &w));
                 out
             }
             _ => {
                 let out = xs.conv3d(&w, self.bias.as_ref(), [1; 3], [s.padding; 3], [s.dilation; 3], 1);
-                trace(&self.name, "DiracConv3d", &out, macs(&out, &w));
+                pass.record(&self.name, "DiracConv3d", &out, macs(&out, &w));
                 out
             }
         }
@@ -222,7 +225,7 @@ pub fn dirac_kernel(weight: &Tensor, alpha: &Tensor, beta: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::nn::Module;
+    use crate::models::pass::Pass;
 
     fn set(t: &Tensor, v: f64) {
         tch::no_grad(|| {
@@ -241,7 +244,7 @@ mod tests {
                 set(&conv.alpha, 1.0);
                 set(&conv.beta, 0.0);
                 let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
-                assert!(conv.forward(&x).equal(&x), "{dims}-D, k = {k}");
+                assert!(conv.forward(&x, &mut Pass::new(false)).equal(&x), "{dims}-D, k = {k}");
             }
         }
         // Dilation 2 with padding 2·(k/2), and a widening layer: the first `in` channels pass through,
@@ -250,7 +253,7 @@ mod tests {
         set(&conv.alpha, 1.0);
         set(&conv.beta, 0.0);
         let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
-        let y = conv.forward(&x);
+        let y = conv.forward(&x, &mut Pass::new(false));
         assert!(y.narrow(1, 0, 3).equal(&x));
         assert_eq!(f64::try_from(y.narrow(1, 3, 2).abs().max()).unwrap(), 0.0);
     }
@@ -297,7 +300,7 @@ mod tests {
             let mut shape = vec![2, 3];
             shape.extend(std::iter::repeat_n(5, dims));
             let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
-            conv.forward(&x).square().sum(Kind::Float).backward();
+            conv.forward(&x, &mut Pass::new(false)).square().sum(Kind::Float).backward();
             for (name, t) in [("weight", &conv.weight), ("alpha", &conv.alpha), ("beta", &conv.beta)] {
                 let g = t.grad();
                 assert!(f64::try_from(g.abs().sum(Kind::Float)).unwrap() > 0.0, "{dims}-D {name}");

@@ -31,9 +31,10 @@ use super::{Arch, ModelConfig, NamedTensors};
 use crate::data::{CIFAR10_MEAN, CIFAR10_STD};
 use crate::error::Result;
 use crate::input_err;
+use crate::models::pass::Layer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 /// Where this family's `defaults` come from (named in the start-up log).
@@ -116,13 +117,13 @@ pub struct DiracOptions {
 
 impl Validate for DiracOptions {}
 
-fn build_diracnet(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_diracnet(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let geometry = Geometry::from_config(cfg)?;
     let init = cfg.options::<DiracOptions>()?.dirac_init.unwrap_or_default();
     Ok(Box::new(DiracNet::new(root, geometry, init, cfg.in_channels, cfg.num_classes)?))
 }
 
-fn build_folded(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_folded(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let geometry = Geometry::from_config(cfg)?;
     Ok(Box::new(FoldedDiracNet::new(root, geometry, cfg.in_channels, cfg.num_classes)))
 }

@@ -15,9 +15,10 @@ use super::{DiracInit, DiracOptions, Network};
 use crate::error::Result;
 use crate::input_err;
 use crate::models::layers::{kaiming_normal, torch_default_uniform, BatchNorm, Conv2d, ConvSpec, Grid, Linear};
+use crate::models::pass::{Layer, Pass};
 use crate::models::ModelConfig;
 use std::collections::HashMap;
-use tch::nn::{self, Init, Module, ModuleT};
+use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
 /// BN eps of `F.batch_norm` and of the fold (diracnet.md §3.4, §4).
@@ -139,22 +140,23 @@ impl Geometry {
     fn forward(
         &self,
         xs: &Tensor,
-        stem: impl FnOnce(&Tensor) -> Tensor,
-        mut block: impl FnMut(usize, &Tensor) -> Tensor,
+        stem: impl FnOnce(&Tensor, &mut Pass) -> Tensor,
+        mut block: impl FnMut(usize, &Tensor, &mut Pass) -> Tensor,
         fc: &Linear,
+        pass: &mut Pass,
     ) -> Tensor {
         let dense = Grid::Dense;
-        let mut o = stem(xs);
+        let mut o = stem(xs, pass);
         if self.network == Network::Imagenet {
-            o = dense.max_pool2d("max_pool0", &o, 3, 2, 1);
+            o = dense.max_pool2d("max_pool0", &o, 3, 2, 1, pass);
         }
         let mut i = 0;
         for (g, &count) in self.blocks.iter().enumerate() {
             if g > 0 {
-                o = dense.max_pool2d(&format!("max_pool{g}"), &o, 2, 2, 0);
+                o = dense.max_pool2d(&format!("max_pool{g}"), &o, 2, 2, 0, pass);
             }
             for _ in 0..count {
-                o = block(i, &o.relu());
+                o = block(i, &o.relu(), pass);
                 i += 1;
             }
         }
@@ -162,7 +164,7 @@ impl Geometry {
         // at 32×32 / 224×224; the map's own size here, so that any input the pooling allows works.
         let o = o.relu();
         let side = o.size()[3];
-        fc.forward(&dense.avg_pool2d("avg_pool", &o, side, side, 0).flatten(1, -1))
+        fc.forward(&dense.avg_pool2d("avg_pool", &o, side, side, 0, pass).flatten(1, -1), pass)
     }
 }
 
@@ -227,12 +229,12 @@ impl DiracNet {
     }
 }
 
-impl ModuleT for DiracNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl Layer for DiracNet {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let g = &self.geometry;
-        let stem = |x: &Tensor| {
-            let o = Grid::Dense.conv2d("conv", x, &self.stem, None, &g.stem());
-            let o = self.stem_bn.forward_t(&o, train);
+        let stem = |x: &Tensor, pass: &mut Pass| {
+            let o = Grid::Dense.conv2d("conv", x, &self.stem, None, &g.stem(), pass);
+            let o = self.stem_bn.forward(&o, pass);
             // CIFAR applies the ReLU here as well; the first block's ReLU then changes nothing (§4).
             if g.network == Network::Cifar {
                 o.relu()
@@ -240,11 +242,11 @@ impl ModuleT for DiracNet {
                 o
             }
         };
-        let block = |i: usize, x: &Tensor| {
+        let block = |i: usize, x: &Tensor, pass: &mut Pass| {
             let b = &self.blocks[i];
-            b.bn.forward_t(&b.conv.forward(x), train)
+            b.bn.forward(&b.conv.forward(x, pass), pass)
         };
-        g.forward(xs, stem, block, &self.fc)
+        g.forward(xs, stem, block, &self.fc, pass)
     }
 }
 
@@ -284,9 +286,11 @@ impl FoldedDiracNet {
     }
 }
 
-impl ModuleT for FoldedDiracNet {
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        self.geometry.forward(xs, |x| self.stem.forward(x), |i, x| self.blocks[i].forward(x), &self.fc)
+impl Layer for FoldedDiracNet {
+    fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
+        let stem = |x: &Tensor, pass: &mut Pass| self.stem.forward(x, pass);
+        let block = |i: usize, x: &Tensor, pass: &mut Pass| self.blocks[i].forward(x, pass);
+        self.geometry.forward(xs, stem, block, &self.fc, pass)
     }
 }
 

@@ -42,8 +42,9 @@ use super::options::Validate;
 use super::{Arch, ModelConfig, NamedTensors};
 use crate::error::Result;
 use crate::input_err;
+use crate::models::pass::{Layer, Pass};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Init, Module, ModuleT};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 /// Where this family's `defaults` come from (named in the start-up log).
@@ -296,16 +297,16 @@ pub struct VggSettings {
 
 /// One conv (or hidden linear) layer with its optional batch norm; ReLU follows.
 #[derive(Debug)]
-struct Layer<L> {
+struct FeatureLayer<L> {
     weight: L,
     bn: Option<BatchNorm>,
 }
 
-impl<L: Module> Layer<L> {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.weight.forward(x);
+impl<L: Layer> Layer for FeatureLayer<L> {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let y = self.weight.forward(x, pass);
         match &self.bn {
-            Some(bn) => bn.forward_t(&y, train),
+            Some(bn) => bn.forward(&y, pass),
             None => y,
         }
         .relu()
@@ -317,8 +318,8 @@ impl<L: Module> Layer<L> {
 pub struct VggFeatures {
     grid: Grid,
     /// Five blocks of conv layers, each with the name of the pool that closes it.
-    blocks: Vec<(Vec<Layer<Conv2d>>, String)>,
-    hidden: Vec<Layer<Linear>>,
+    blocks: Vec<(Vec<FeatureLayer<Conv2d>>, String)>,
+    hidden: Vec<FeatureLayer<Linear>>,
     output: Linear,
 }
 
@@ -345,7 +346,7 @@ impl VggFeatures {
                 let cout = widths[next];
                 let spec = ConvSpec::new(3).padding(1).init(s.weight_init.init(9 * cin, 9 * cout)).grid(s.grid);
                 let conv = Conv2d::new(&(&p / format!("conv{l}")), cin, cout, spec);
-                layers.push(Layer { weight: conv, bn: bn(&(&p / format!("bn{l}")), cout) });
+                layers.push(FeatureLayer { weight: conv, bn: bn(&(&p / format!("bn{l}")), cout) });
                 (cin, next) = (cout, next + 1);
             }
             blocks.push((layers, path_name(&(&block / "mp"))));
@@ -357,7 +358,7 @@ impl VggFeatures {
             let p = &fc_block / format!("fc_layer{l}") / "fclayer";
             let fc =
                 Linear::without_bias(&(&p / format!("fc{}", l + 1)), fan_in, width, s.weight_init.init(fan_in, width));
-            hidden.push(Layer { weight: fc, bn: bn(&(&p / format!("bn{}", l + 1)), width) });
+            hidden.push(FeatureLayer { weight: fc, bn: bn(&(&p / format!("bn{}", l + 1)), width) });
             fan_in = width;
         }
         let init = s.weight_init.init(fan_in, s.num_classes);
@@ -366,20 +367,20 @@ impl VggFeatures {
     }
 }
 
-impl ModuleT for VggFeatures {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Layer for VggFeatures {
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
         let mut y = self.grid.input(x);
         for (layers, pool) in &self.blocks {
             for layer in layers {
-                y = layer.forward_t(&y, train);
+                y = layer.forward(&y, pass);
             }
-            y = self.grid.max_pool2d(pool, &y, 2, 2, 0);
+            y = self.grid.max_pool2d(pool, &y, 2, 2, 0, pass);
         }
         y = self.grid.merge_submaps(&y).flatten(1, -1);
         for layer in &self.hidden {
-            y = layer.forward_t(&y, train);
+            y = layer.forward(&y, pass);
         }
-        self.output.forward(&y.dropout(CLASSIFIER_DROPOUT, train))
+        self.output.forward(&y.dropout(CLASSIFIER_DROPOUT, pass.train), pass)
     }
 }
 
@@ -405,7 +406,7 @@ pub fn trainable_parameters(widths: &[i64], s: &VggSettings) -> i64 {
     total + cin * s.num_classes + s.num_classes
 }
 
-fn build_vgg_features(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn ModuleT>> {
+fn build_vgg_features(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Layer>> {
     let (widths, settings) = resolve(cfg, &cfg.options()?)?;
     Ok(Box::new(VggFeatures::new(root, &widths, &settings)?))
 }
@@ -413,7 +414,6 @@ fn build_vgg_features(root: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn Modu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::layers::trace_forward;
     use crate::models::Model;
     use std::collections::HashMap;
     use tch::{Device, Kind};
@@ -462,7 +462,7 @@ mod tests {
         let widths = [8, 9, 10, 11, 12, 13, 14, 6, 5];
         let (vs, net) = build(&widths, &settings(7));
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, trace) = trace_forward(|| net.forward_t(&x, true));
+        let (y, trace) = crate::models::pass::traced(true, |pass| net.forward(&x, pass));
         assert_eq!(y.size(), [2, 7]);
         let shape = |name: &str| trace.iter().find(|t| t.name == name).unwrap().shape.clone();
         assert_eq!(shape("features.block1.block.conv_layer2.convlayer.conv2"), [2, 9, 32, 32]);
@@ -529,7 +529,7 @@ mod tests {
         let weight = &v["features.block1.block.conv_layer1.convlayer.conv1.weight"];
         let conv = x.conv2d(weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
         let manual = &conv / (2e-4f64).sqrt();
-        let block1 = net.blocks[0].0[0].forward_t(&x, false);
+        let block1 = net.blocks[0].0[0].forward(&x, &mut Pass::new(false));
         assert!(f64::try_from((block1 - manual.relu()).abs().max()).unwrap() < 1e-4);
     }
 
@@ -546,7 +546,7 @@ mod tests {
             (Model::build(&dense, Device::Cpu).unwrap(), Model::build(&checkered, Device::Cpu).unwrap());
         assert_eq!(dense.num_parameters(), checkered.num_parameters());
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let (y, trace) = trace_forward(|| tch::no_grad(|| checkered.forward_t(&x, false)));
+        let (y, trace) = tch::no_grad(|| checkered.forward_traced(&x, false));
         assert_eq!(y.size(), [2, 10]);
         assert_eq!(trace.iter().find(|t| t.name == "features.block5.block.mp").unwrap().shape, [2, 6, 32, 1, 1]);
     }
