@@ -2,7 +2,8 @@
 //! CUDA, really loads `libtorch_cuda.so` (tch-rs issues #907/#980/#787; spec/ecosystem.md §3.5).
 //! Also records what a run's provenance names (the git commit, the CUDA and cuDNN versions the libtorch
 //! was built with), embeds the bundled recipes of `configs/` (`$OUT_DIR/recipes.rs`), and compiles the
-//! autocast binding `csrc/autocast.cpp` against the same libtorch headers (src/precision.rs).
+//! C++ bindings of `csrc/` against the same libtorch headers: autocast (`autocast.cpp`,
+//! src/precision.rs) and dropping a gradient (`grad.cpp`, src/train/optimizer.rs).
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -14,7 +15,7 @@ fn main() {
     println!("cargo:rustc-env=CONVTRAIN_LIBTORCH_LIB={lib}");
     let lib = PathBuf::from(lib);
     record_cuda_versions(&lib);
-    compile_autocast_shim(&lib);
+    compile_bindings(&lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
@@ -24,12 +25,15 @@ fn main() {
     }
 }
 
-/// `csrc/autocast.cpp`, compiled with the flags torch-sys compiles libtch with: the headers beside the
+/// `csrc/*.cpp`, compiled with the flags torch-sys compiles libtch with: the headers beside the
 /// libtorch `lib` directory (`include/`, as in both the PyPI wheel and the libtorch archive), C++17, and
 /// the C++11 string ABI unless `LIBTORCH_CXX11_ABI` says otherwise (every torch 2.13 build uses it).
-fn compile_autocast_shim(lib: &Path) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("csrc/autocast.cpp");
-    println!("cargo:rerun-if-changed={}", source.display());
+fn compile_bindings(lib: &Path) {
+    let csrc = Path::new(env!("CARGO_MANIFEST_DIR")).join("csrc");
+    let sources = ["autocast.cpp", "grad.cpp"].map(|f| csrc.join(f));
+    for source in &sources {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.parent().unwrap_or(lib).join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
@@ -42,8 +46,8 @@ fn compile_autocast_shim(lib: &Path) {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file(&source)
-        .compile("convtrain_autocast");
+        .files(&sources)
+        .compile("convtrain_bindings");
 }
 
 /// `recipes.rs`: `BUNDLED`, every `configs/*.json` as (name, text), sorted by name.
