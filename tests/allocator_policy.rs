@@ -1,5 +1,6 @@
 //! `train::memory::keep_freed_memory`: a step that frees what it allocated gets the same pages back
-//! at the next step instead of fresh ones. A test binary without libtest's harness, so that it runs
+//! at the next step instead of fresh ones; `release_freed_memory` (the trainer's, at an epoch's end)
+//! returns them. A test binary without libtest's harness, so that it runs
 //! on the main thread of a fresh process, on glibc's main heap, as the `convtrain` binary does.
 //!
 //! The step: 40 blocks of 4 MiB (libtorch's 64-byte alignment), one byte written per page, all freed
@@ -65,5 +66,18 @@ fn main() {
     convtrain::train::memory::keep_freed_memory();
     let kept = faults_per_step();
     assert!(kept < pages / 100, "{kept} page faults per step of {pages} pages with freed memory kept");
-    println!("allocator_policy: {default} page faults per step by default, {kept} with freed memory kept: ok");
+    let held = convtrain::train::memory::rss_bytes().expect("VmRSS");
+    convtrain::train::memory::release_freed_memory();
+    let released = held.saturating_sub(convtrain::train::memory::rss_bytes().expect("VmRSS"));
+    assert!(
+        released > (BLOCK * BLOCKS) as u64 / 2,
+        "release_freed_memory returned {} MiB of the {} MiB a step freed",
+        released >> 20,
+        (BLOCK * BLOCKS) >> 20
+    );
+    println!(
+        "allocator_policy: {default} page faults per step by default, {kept} with freed memory kept, {} MiB \
+         returned by release_freed_memory: ok",
+        released >> 20
+    );
 }

@@ -11,7 +11,7 @@ use super::hooks::Hooks;
 use super::lock::RunLock;
 use super::log::{read_rows, CsvLog, EpochRow};
 use super::loss_scale::{self, LossScale};
-use super::memory::available_bytes;
+use super::memory::{self, available_bytes};
 use super::micro_batch::{self, BatchStats, StepError, StepSnapshot};
 use super::optimizer::{param_groups, DecayExclusion, Sgd};
 use super::run_dir::{create_run_dir, plan_run, RunDir, RunPlan, StartOptions};
@@ -693,6 +693,8 @@ impl Trainer {
             let (limit, precision) = (self.cfg.limit_val_batches, self.cfg.precision);
             evaluate(&self.model, &self.setup, self.cfg.eval_batch_size, limit, self.device, precision)
         })?;
+        // The memory kept for the next step goes back before the epoch's RSS is recorded.
+        memory::release_freed_memory();
         let state = &mut self.state;
         let train_loss = state.loss_sum / state.seen.max(1) as f64;
         let train_top1 = 100.0 * state.correct / state.seen.max(1) as f64;
