@@ -111,7 +111,8 @@ fn out_of_memory_or_resume(payload: Box<dyn Any + Send>) -> StepError {
 
 /// What a failed mini-batch may have changed, saved before it: the buffers a forward pass updates
 /// (BatchNorm running statistics) and the gradients. Gradients are copied only inside an
-/// accumulation group (`keep_grads`); at a group's start they are zero, and restoring zeroes them.
+/// accumulation group (`keep_grads`); at a group's start they are absent (`Sgd::zero_grad` drops
+/// them), and restoring zeroes any that the failed pass created (as in-place zeroing left them).
 pub struct StepSnapshot {
     buffers: Vec<(Tensor, Tensor)>,
     grads: Vec<(Tensor, Option<Tensor>)>,
