@@ -11,9 +11,10 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before libtorch allocates anything of the run's: a step's freed memory is kept for the next.
+    convtrain::train::memory::keep_freed_memory();
     // A libtorch error met by a non-fallible tch call panics; the command's error boundary
     // (`convtrain::error::catch_torch`) turns it into one paragraph, so the panic itself goes unreported.
-    convtrain::train::memory::keep_freed_memory();
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !convtrain::error::is_torch_panic(&convtrain::error::panic_message(info.payload())) {

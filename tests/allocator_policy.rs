@@ -1,7 +1,7 @@
 //! `train::memory::keep_freed_memory`: a step that frees what it allocated gets the same pages back
 //! at the next step instead of fresh ones; `release_freed_memory` (the trainer's, at an epoch's end)
-//! returns them. A test binary without libtest's harness, so that it runs
-//! on the main thread of a fresh process, on glibc's main heap, as the `convtrain` binary does.
+//! returns them. A test binary without libtest's harness, so that it runs on the main thread of a
+//! fresh process, on glibc's main heap, as the `convtrain` binary does.
 //!
 //! The step: 40 blocks of 4 MiB (libtorch's 64-byte alignment), one byte written per page, all freed
 //! — 160 MiB of free heap top afterwards, more than glibc's default trim threshold ever reaches.

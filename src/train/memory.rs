@@ -103,10 +103,10 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 /// training step frees nearly everything it allocated: the next step gets fresh pages, one page fault
 /// (and a page of zeroing by the kernel) per 4 KiB. In a WRN-16-4 step at batch 16 that was ~900,000
 /// faults and 1.8 s of system time per 15 s of `convtrain bench` (PyTorch's process, timed
-/// alternately in the same 15 s: 160,000 and 0.3 s). Fixed thresholds — blocks up to 32 MiB from the heap, up to
-/// 1 GiB of free heap top kept — make a step reuse the pages of the step before it. Resident memory
-/// then stays at its peak instead of falling between steps; allocations above 32 MiB are still
-/// mapped and unmapped one by one, as by default.
+/// alternately in the same 15 s: 160,000 and 0.3 s). Fixed thresholds — blocks up to 32 MiB from the
+/// heap, up to 1 GiB of free heap top kept — make a step reuse the pages of the step before it.
+/// Resident memory then stays at its peak between steps, until [`release_freed_memory`] gives the
+/// kept memory back; allocations above 32 MiB are still mapped and unmapped one by one, as by default.
 pub fn keep_freed_memory() {
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
     let user_set = ["glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold"].iter().any(|t| tunables.contains(t))
