@@ -13,6 +13,12 @@ use super::pass::{Layer, Pass};
 use tch::nn::{self, Init};
 use tch::Tensor;
 
+/// Multiply-accumulates per example of a convolution (any dimensionality) that produced `out` with
+/// kernel `weight`: output elements per example × the weights each one reads.
+pub fn conv_macs(out: &Tensor, weight: &Tensor) -> i64 {
+    out.numel() as i64 / out.size()[0].max(1) * (weight.numel() as i64 / weight.size()[0].max(1))
+}
+
 /// The dotted name of a path, as it appears in checkpoints.
 pub fn path_name(p: &nn::Path) -> String {
     p.components().collect::<Vec<_>>().join(".")
@@ -79,9 +85,7 @@ impl Grid {
                 (checkered::conv(xs, weight, bias, spec.geometry(), *sampling), "CheckeredConv2d")
             }
         };
-        let w = weight.size();
-        let per_out = w[1] * w[2] * w[3];
-        pass.record(name, kind, &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        pass.record(name, kind, &out, conv_macs(&out, weight));
         out
     }
 
@@ -281,8 +285,7 @@ impl CheckeredConv2d {
 impl Layer for CheckeredConv2d {
     fn forward(&self, xs: &Tensor, pass: &mut Pass) -> Tensor {
         let out = checkered::conv(xs, &self.weight, self.bias.as_ref(), self.spec.geometry(), self.sampling);
-        let per_out = self.weight.numel() as i64 / self.weight.size()[0];
-        pass.record(&self.name, "CheckeredConv2d", &out, out.numel() as i64 / out.size()[0].max(1) * per_out);
+        pass.record(&self.name, "CheckeredConv2d", &out, conv_macs(&out, &self.weight));
         out
     }
 }

@@ -44,7 +44,7 @@
 //! ```
 use crate::error::Result;
 use crate::input_err;
-use crate::models::layers::{kaiming_normal, path_name, torch_default_uniform, ConvSpec};
+use crate::models::layers::{conv_macs, kaiming_normal, path_name, torch_default_uniform, ConvSpec};
 use crate::models::pass::{Layer, Pass};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
@@ -164,21 +164,16 @@ impl Layer for DiracConv {
             2 => s.grid.conv2d(&self.name, xs, &w, self.bias.as_ref(), s, pass),
             1 => {
                 let out = xs.conv1d(&w, self.bias.as_ref(), [1], [s.padding], [s.dilation], 1);
-                pass.record(&self.name, "DiracConv1d", &out, macs(&out, &w));
+                pass.record(&self.name, "DiracConv1d", &out, conv_macs(&out, &w));
                 out
             }
             _ => {
                 let out = xs.conv3d(&w, self.bias.as_ref(), [1; 3], [s.padding; 3], [s.dilation; 3], 1);
-                pass.record(&self.name, "DiracConv3d", &out, macs(&out, &w));
+                pass.record(&self.name, "DiracConv3d", &out, conv_macs(&out, &w));
                 out
             }
         }
     }
-}
-
-/// Multiply-accumulates per example of a convolution that produced `out` with kernel `w`.
-fn macs(out: &Tensor, w: &Tensor) -> i64 {
-    out.numel() as i64 / out.size()[0].max(1) * (w.numel() as i64 / w.size()[0].max(1))
 }
 
 /// normalize(W): each output filter divided by max(its L2 norm, 1e-12), as `F.normalize(W.view(out, -1))`
