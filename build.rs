@@ -3,7 +3,8 @@
 //! Also records what a run's provenance names (the git commit, the CUDA and cuDNN versions the libtorch
 //! was built with), embeds the bundled recipes of `configs/` (`$OUT_DIR/recipes.rs`), and compiles the
 //! C++ bindings of `csrc/` against the same libtorch headers: autocast (`autocast.cpp`,
-//! src/precision.rs) and dropping a gradient (`grad.cpp`, src/train/optimizer.rs).
+//! src/precision.rs), dropping a gradient (`grad.cpp`) and the one-pass SGD update (`sgd.cpp`, both
+//! src/train/optimizer.rs).
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -30,7 +31,7 @@ fn main() {
 /// the C++11 string ABI unless `LIBTORCH_CXX11_ABI` says otherwise (every torch 2.13 build uses it).
 fn compile_bindings(lib: &Path) {
     let csrc = Path::new(env!("CARGO_MANIFEST_DIR")).join("csrc");
-    let sources = ["autocast.cpp", "grad.cpp"].map(|f| csrc.join(f));
+    let sources = ["autocast.cpp", "grad.cpp", "sgd.cpp"].map(|f| csrc.join(f));
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }
@@ -46,6 +47,8 @@ fn compile_bindings(lib: &Path) {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // sgd.cpp rounds every product and sum on its own, as the tensor operations it replaces.
+        .flag("-ffp-contract=off")
         .files(&sources)
         .compile("convtrain_bindings");
 }

@@ -2,6 +2,7 @@
 //! update rule, written in Rust over the model's tensors so that its momentum buffers can be saved in
 //! and restored from checkpoints (tch's C++ optimizer cannot be serialised; ecosystem.md §3.3).
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::raw::c_int;
 use tch::Tensor;
 
 /// A set of parameters sharing one weight decay.
@@ -58,6 +59,18 @@ pub struct Sgd {
 extern "C" {
     /// `csrc/grad.cpp`: drops the gradient of the `at::Tensor` behind a tch handle.
     fn convtrain_grad_reset(t: *mut torch_sys::C_tensor);
+    /// `csrc/sgd.cpp`: one update of a float32 CPU parameter in one pass; 0 done, 1 not applicable.
+    fn convtrain_sgd_step(
+        p: *mut torch_sys::C_tensor,
+        grad: *const torch_sys::C_tensor,
+        buffer: *mut torch_sys::C_tensor,
+        first: c_int,
+        weight_decay: f64,
+        momentum: f64,
+        dampening: f64,
+        nesterov: c_int,
+        lr: f64,
+    ) -> c_int;
 }
 
 impl Sgd {
@@ -92,60 +105,33 @@ impl Sgd {
 
     /// One update with learning rate `lr`: d = g + wd·p; buf = m·buf + (1−dampening)·d (buf = d on
     /// the first step); d = d + m·buf (Nesterov) or buf; p −= lr·d. Each value is computed with the
-    /// same float operations as written (no fused multiply-adds), in place wherever `d` is a tensor of
-    /// the step's own, so that a step allocates as little as PyTorch's.
+    /// same float operations as written, every product and sum rounded on its own (no fused
+    /// multiply-adds: PyTorch 0.4's CPU kernels, which the originals ran, rounded each). A float32 CPU
+    /// parameter is updated in one pass over its memory (`csrc/sgd.cpp`); any other (CUDA, another
+    /// layout of gradient or buffer) with the same operations on tensors, in place wherever `d` is a
+    /// tensor of the step's own — the same bits either way.
     pub fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
             for g in &mut self.groups {
                 for (name, p) in &mut g.params {
-                    let mut grad = p.grad();
-                    if !grad.defined() {
-                        if !self.reached.contains(name.as_str()) {
-                            continue;
-                        }
-                        grad = p.zeros_like();
-                    }
-                    // `owned`: d is a fresh tensor (not the gradient, not a momentum buffer).
-                    let (mut d, mut owned) = if g.weight_decay != 0.0 {
-                        // wd·p + g: the same sum as g + wd·p.
-                        let mut d = &*p * g.weight_decay;
-                        let _ = d.g_add_(&grad);
-                        (d, true)
+                    let grad = p.grad();
+                    let grad = if grad.defined() {
+                        Some(grad)
+                    } else if self.reached.contains(name.as_str()) {
+                        None
                     } else {
-                        (grad, false)
+                        continue;
                     };
-                    if self.momentum != 0.0 {
-                        let buf = match self.buffers.get_mut(name.as_str()) {
-                            Some(b) => {
-                                let _ = b.g_mul_scalar_(self.momentum);
-                                // (1 − 0)·d is d itself.
-                                let _ = if self.dampening == 0.0 {
-                                    b.g_add_(&d)
-                                } else {
-                                    b.g_add_(&(&d * (1.0 - self.dampening)))
-                                };
-                                b.shallow_clone()
-                            }
-                            None => {
-                                let b = d.detach().copy();
-                                self.buffers.insert(name.clone(), b.shallow_clone());
-                                b
-                            }
-                        };
-                        (d, owned) = match (self.nesterov, owned) {
-                            (true, true) => {
-                                let _ = d.g_add_(&(buf * self.momentum));
-                                (d, true)
-                            }
-                            (true, false) => (d + buf * self.momentum, true),
-                            (false, _) => (buf, false),
-                        };
-                    }
-                    if owned {
-                        let _ = d.g_mul_scalar_(lr);
-                        let _ = p.g_sub_(&d);
-                    } else {
-                        let _ = p.g_sub_(&(d * lr));
+                    let rule = Rule {
+                        weight_decay: g.weight_decay,
+                        momentum: self.momentum,
+                        dampening: self.dampening,
+                        nesterov: self.nesterov,
+                        lr,
+                    };
+                    if !rule.step_in_one_pass(p, grad.as_ref(), &mut self.buffers, name) {
+                        let grad = grad.unwrap_or_else(|| p.zeros_like());
+                        rule.step_with_tensor_ops(p, grad, &mut self.buffers, name);
                     }
                 }
             }
@@ -181,6 +167,99 @@ impl Sgd {
         }
         self.buffers = buffers;
         Ok(())
+    }
+}
+
+/// The settings of one parameter's update (see [`Sgd::step`]).
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    weight_decay: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    lr: f64,
+}
+
+impl Rule {
+    /// The update in one pass (`csrc/sgd.cpp`); false, with nothing changed, where that kernel does
+    /// not apply. `grad` None is a zero gradient.
+    fn step_in_one_pass(
+        &self,
+        p: &mut Tensor,
+        grad: Option<&Tensor>,
+        buffers: &mut BTreeMap<String, Tensor>,
+        name: &str,
+    ) -> bool {
+        let grad_ptr = grad.map_or(std::ptr::null(), |g| g.as_ptr());
+        let (mut buffer, first) = match buffers.get(name) {
+            _ if self.momentum == 0.0 => (None, false),
+            Some(b) => (Some(b.shallow_clone()), false),
+            // Written by the kernel (buf = d), in the parameter's layout.
+            None => (Some(p.empty_like()), true),
+        };
+        let buffer_ptr = buffer.as_mut().map_or(std::ptr::null_mut(), |b| b.as_mut_ptr());
+        // SAFETY: every pointer is null or the live `at::Tensor` of a tch handle held for the call.
+        let done = unsafe {
+            convtrain_sgd_step(
+                p.as_mut_ptr(),
+                grad_ptr,
+                buffer_ptr,
+                first as c_int,
+                self.weight_decay,
+                self.momentum,
+                self.dampening,
+                self.nesterov as c_int,
+                self.lr,
+            )
+        } == 0;
+        if done && first {
+            if let Some(b) = buffer {
+                buffers.insert(name.to_string(), b);
+            }
+        }
+        done
+    }
+
+    /// The same update with tensor operations.
+    fn step_with_tensor_ops(&self, p: &mut Tensor, grad: Tensor, buffers: &mut BTreeMap<String, Tensor>, name: &str) {
+        // `owned`: d is a fresh tensor (not the gradient, not a momentum buffer).
+        let (mut d, mut owned) = if self.weight_decay != 0.0 {
+            // wd·p + g: the same sum as g + wd·p.
+            let mut d = &*p * self.weight_decay;
+            let _ = d.g_add_(&grad);
+            (d, true)
+        } else {
+            (grad, false)
+        };
+        if self.momentum != 0.0 {
+            let buf = match buffers.get_mut(name) {
+                Some(b) => {
+                    let _ = b.g_mul_scalar_(self.momentum);
+                    // (1 − 0)·d is d itself.
+                    let _ = if self.dampening == 0.0 { b.g_add_(&d) } else { b.g_add_(&(&d * (1.0 - self.dampening))) };
+                    b.shallow_clone()
+                }
+                None => {
+                    let b = d.detach().copy();
+                    buffers.insert(name.to_string(), b.shallow_clone());
+                    b
+                }
+            };
+            (d, owned) = match (self.nesterov, owned) {
+                (true, true) => {
+                    let _ = d.g_add_(&(buf * self.momentum));
+                    (d, true)
+                }
+                (true, false) => (d + buf * self.momentum, true),
+                (false, _) => (buf, false),
+            };
+        }
+        if owned {
+            let _ = d.g_mul_scalar_(self.lr);
+            let _ = p.g_sub_(&d);
+        } else {
+            let _ = p.g_sub_(&(d * self.lr));
+        }
     }
 }
 
@@ -241,6 +320,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_one_pass_update_is_the_tensor_operations_bit_for_bit() {
+        // Both paths of a step on the same values, every combination of the settings, a tensor of one
+        // chunk and one of several (the kernel splits at 32 768 elements), a first step (the buffer
+        // written), a step without a gradient (a reached parameter) and a third step.
+        for (weight_decay, momentum, dampening, nesterov) in [
+            (5e-4, 0.9, 0.0, true),
+            (5e-4, 0.9, 0.0, false),
+            (0.0, 0.9, 0.0, true),
+            (0.0, 0.9, 0.0, false),
+            (1e-4, 0.9, 0.3, true),
+            (1e-4, 0.9, 0.3, false),
+            (5e-4, 0.0, 0.0, false),
+            (0.0, 0.0, 0.0, false),
+        ] {
+            let rule = Rule { weight_decay, momentum, dampening, nesterov, lr: 0.05 };
+            for n in [257, 100_003] {
+                tch::manual_seed(3);
+                let mut one_pass = Tensor::randn([n], (Kind::Float, Device::Cpu));
+                let mut tensor_ops = one_pass.copy();
+                let (mut one_pass_buffers, mut tensor_ops_buffers) = (BTreeMap::new(), BTreeMap::new());
+                for step in 0..3 {
+                    let grad = (step != 1).then(|| Tensor::randn([n], (Kind::Float, Device::Cpu)));
+                    assert!(rule.step_in_one_pass(&mut one_pass, grad.as_ref(), &mut one_pass_buffers, "w"));
+                    let grad = grad.unwrap_or_else(|| tensor_ops.zeros_like());
+                    rule.step_with_tensor_ops(&mut tensor_ops, grad, &mut tensor_ops_buffers, "w");
+                    let case = format!("{rule:?}, {n} elements, step {step}");
+                    assert!(one_pass.equal(&tensor_ops), "{case}: parameters differ");
+                    assert_eq!(one_pass_buffers.len(), tensor_ops_buffers.len(), "{case}");
+                    for (name, b) in &one_pass_buffers {
+                        assert!(b.equal(&tensor_ops_buffers[name]), "{case}: momentum buffers differ");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_update_declines_what_it_does_not_cover_and_bumps_versions() {
+        let rule = Rule { weight_decay: 5e-4, momentum: 0.9, dampening: 0.0, nesterov: true, lr: 0.1 };
+        let mut buffers = BTreeMap::new();
+        // float64, and a gradient laid out unlike its parameter: declined, nothing written.
+        let mut p64 = Tensor::ones([4], (Kind::Double, Device::Cpu));
+        let g64 = p64.ones_like();
+        assert!(!rule.step_in_one_pass(&mut p64, Some(&g64), &mut buffers, "w"));
+        let mut p = Tensor::ones([3, 5], (Kind::Float, Device::Cpu));
+        let transposed = Tensor::ones([5, 3], (Kind::Float, Device::Cpu)).tr();
+        assert!(!rule.step_in_one_pass(&mut p, Some(&transposed), &mut buffers, "w"));
+        assert!(p64.equal(&p64.ones_like()) && p.equal(&p.ones_like()) && buffers.is_empty());
+        // A step changes the parameter's and the buffer's version, as in-place operations do: the
+        // evaluation kernel cache (models::kernel_cache) keys on it.
+        let before = p.internal_version();
+        let g = p.ones_like();
+        assert!(rule.step_in_one_pass(&mut p, Some(&g), &mut buffers, "w"));
+        let buffer_version = buffers["w"].internal_version();
+        assert!(p.internal_version() > before);
+        assert!(rule.step_in_one_pass(&mut p, None, &mut buffers, "w"));
+        assert!(buffers["w"].internal_version() > buffer_version);
     }
 
     #[test]
