@@ -272,6 +272,18 @@ mod tests {
         Tensor::from_slice(v).set_requires_grad(true)
     }
 
+    /// (weight decay, momentum, dampening, Nesterov): every combination the update distinguishes.
+    const SETTINGS: [(f64, f64, f64, bool); 8] = [
+        (5e-4, 0.9, 0.0, true),
+        (5e-4, 0.9, 0.0, false),
+        (0.0, 0.9, 0.0, true),
+        (0.0, 0.9, 0.0, false),
+        (1e-4, 0.9, 0.3, true),
+        (1e-4, 0.9, 0.3, false),
+        (5e-4, 0.0, 0.0, false),
+        (0.0, 0.0, 0.0, false),
+    ];
+
     fn set_grad(p: &Tensor, g: &[f32]) {
         // loss = <g, p> has gradient g.
         let l = (p * Tensor::from_slice(g)).sum(Kind::Float);
@@ -282,13 +294,7 @@ mod tests {
     fn in_place_steps_are_bit_identical_to_the_rule_as_written() {
         // The rule computed naively, one fresh tensor per operation, against `Sgd::step`, over three
         // steps of every combination of decay, momentum, dampening and Nesterov.
-        for (wd, momentum, dampening, nesterov) in [
-            (5e-4, 0.9, 0.0, true),
-            (5e-4, 0.9, 0.0, false),
-            (0.0, 0.9, 0.0, true),
-            (1e-4, 0.9, 0.3, true),
-            (5e-4, 0.0, 0.0, false),
-        ] {
+        for (wd, momentum, dampening, nesterov) in SETTINGS {
             tch::manual_seed(11);
             let p = Tensor::randn([257], (Kind::Float, Device::Cpu)).set_requires_grad(true);
             let mut sgd = Sgd::new(
@@ -324,19 +330,10 @@ mod tests {
 
     #[test]
     fn the_one_pass_update_is_the_tensor_operations_bit_for_bit() {
-        // Both paths of a step on the same values, every combination of the settings, a tensor of one
+        // Both paths of a step on the same values, every setting, a tensor of one
         // chunk and one of several (the kernel splits at 32 768 elements), a first step (the buffer
         // written), a step without a gradient (a reached parameter) and a third step.
-        for (weight_decay, momentum, dampening, nesterov) in [
-            (5e-4, 0.9, 0.0, true),
-            (5e-4, 0.9, 0.0, false),
-            (0.0, 0.9, 0.0, true),
-            (0.0, 0.9, 0.0, false),
-            (1e-4, 0.9, 0.3, true),
-            (1e-4, 0.9, 0.3, false),
-            (5e-4, 0.0, 0.0, false),
-            (0.0, 0.0, 0.0, false),
-        ] {
+        for (weight_decay, momentum, dampening, nesterov) in SETTINGS {
             let rule = Rule { weight_decay, momentum, dampening, nesterov, lr: 0.05 };
             for n in [257, 100_003] {
                 tch::manual_seed(3);
