@@ -148,15 +148,19 @@ impl Sgd {
         self.buffers.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect()
     }
 
-    /// Restores buffers saved by [`Sgd::state`]; names must be parameters of this optimizer.
+    /// Restores buffers saved by [`Sgd::state`]; names must be parameters of this optimizer. Each
+    /// buffer is copied into its parameter's layout and device (a checkpoint holds contiguous
+    /// tensors; `--channels-last` weights are not), so that the one-pass update applies to it.
     pub fn load_state(&mut self, state: Vec<(String, Tensor)>) -> crate::Result<()> {
-        let known: BTreeMap<&str, Vec<i64>> =
-            self.groups.iter().flat_map(|g| g.params.iter().map(|(n, t)| (n.as_str(), t.size()))).collect();
+        let known: BTreeMap<&str, &Tensor> =
+            self.groups.iter().flat_map(|g| g.params.iter().map(|(n, t)| (n.as_str(), t))).collect();
         let mut buffers = BTreeMap::new();
         for (name, t) in state {
             match known.get(name.as_str()) {
-                Some(shape) if *shape == t.size() => {
-                    buffers.insert(name, t);
+                Some(p) if p.size() == t.size() => {
+                    let mut buffer = p.empty_like();
+                    tch::no_grad(|| buffer.copy_(&t));
+                    buffers.insert(name, buffer);
                 }
                 _ => {
                     return Err(crate::input_err!(
@@ -377,6 +381,29 @@ mod tests {
         assert!(p.internal_version() > before);
         assert!(rule.step_in_one_pass(&mut p, None, &mut buffers, "w"));
         assert!(buffers["w"].internal_version() > buffer_version);
+    }
+
+    #[test]
+    fn restored_buffers_take_their_parameters_layout() {
+        // A channels-last weight and a contiguous buffer from a checkpoint: the restored buffer has the
+        // weight's strides and the saved values, so the one-pass update takes it.
+        let w = Tensor::randn([4, 2, 2, 3], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2]).set_requires_grad(true);
+        let mut sgd = Sgd::new(
+            vec![ParamGroup { name: "decay", weight_decay: 5e-4, params: vec![("w".into(), w.shallow_clone())] }],
+            0.9,
+            0.0,
+            true,
+        );
+        let saved = Tensor::randn([4, 3, 2, 2], (Kind::Float, Device::Cpu));
+        sgd.load_state(vec![("w".into(), saved.copy())]).unwrap();
+        let (_, restored) = &sgd.state()[0];
+        assert_eq!(restored.stride(), w.stride());
+        assert_ne!(saved.stride(), w.stride());
+        assert!(restored.equal(&saved) && !restored.requires_grad());
+        let rule = Rule { weight_decay: 5e-4, momentum: 0.9, dampening: 0.0, nesterov: true, lr: 0.1 };
+        let mut param = w.detach();
+        let grad = param.ones_like();
+        assert!(rule.step_in_one_pass(&mut param, Some(&grad), &mut sgd.buffers, "w"));
     }
 
     #[test]

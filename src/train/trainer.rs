@@ -270,7 +270,7 @@ impl Trainer {
             let last = run.last();
             let ck = checkpoint::load(&last)?;
             model.load_checkpoint(&ck)?;
-            sgd.load_state(ck.momentum().into_iter().map(|(n, t)| (n, t.to_device(device))).collect())?;
+            sgd.load_state(ck.momentum())?;
             state = TrainState::from_metadata(&ck.metadata, &last)?;
             // The run length the checkpoint was written under (the flags may extend it now).
             let epochs = ck
