@@ -14,7 +14,7 @@ namespace {
 
 struct Rule {
   float wd, m, one_minus_dampening, lr;
-  bool decay, momentum, dampened, nesterov, first;
+  bool dampened, first;
 };
 
 /// The update of one element: d = g + wd·p; b = m·b + (1−dampening)·d (b = d at the first step);
@@ -78,20 +78,18 @@ int convtrain_sgd_step(at::Tensor* p, const at::Tensor* g, at::Tensor* b, int fi
       return 1;
     }
     // The scalars as ATen's CPU kernels use them with a float32 tensor: cast to float once.
-    Rule r{static_cast<float>(wd),          static_cast<float>(m),
-           static_cast<float>(1.0 - dampening), static_cast<float>(lr),
-           wd != 0.0,                        b != nullptr,
-           dampening != 0.0,                 nesterov != 0,
-           first != 0};
+    Rule r{static_cast<float>(wd), static_cast<float>(m), static_cast<float>(1.0 - dampening),
+           static_cast<float>(lr), dampening != 0.0, first != 0};
     float* pp = p->data_ptr<float>();
     const float* gp = g ? g->data_ptr<float>() : nullptr;
     float* bp = b ? b->data_ptr<float>() : nullptr;
     int64_t n = p->numel();
-    if (r.decay && r.momentum && r.nesterov) run<true, true, true>(r, pp, gp, bp, n);
-    else if (r.decay && r.momentum) run<true, true, false>(r, pp, gp, bp, n);
-    else if (r.decay) run<true, false, false>(r, pp, gp, bp, n);
-    else if (r.momentum && r.nesterov) run<false, true, true>(r, pp, gp, bp, n);
-    else if (r.momentum) run<false, true, false>(r, pp, gp, bp, n);
+    bool decay = wd != 0.0, momentum = b != nullptr, ahead = momentum && nesterov != 0;
+    if (decay && ahead) run<true, true, true>(r, pp, gp, bp, n);
+    else if (decay && momentum) run<true, true, false>(r, pp, gp, bp, n);
+    else if (decay) run<true, false, false>(r, pp, gp, bp, n);
+    else if (ahead) run<false, true, true>(r, pp, gp, bp, n);
+    else if (momentum) run<false, true, false>(r, pp, gp, bp, n);
     else run<false, false, false>(r, pp, gp, bp, n);
     // Written through raw memory: tell autograd and the eval-kernel cache (src/models/kernel_cache.rs)
     // that the tensors changed, as an in-place tensor operation would.

@@ -113,6 +113,13 @@ impl Sgd {
     pub fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
             for g in &mut self.groups {
+                let rule = Rule {
+                    weight_decay: g.weight_decay,
+                    momentum: self.momentum,
+                    dampening: self.dampening,
+                    nesterov: self.nesterov,
+                    lr,
+                };
                 for (name, p) in &mut g.params {
                     let grad = p.grad();
                     let grad = if grad.defined() {
@@ -121,13 +128,6 @@ impl Sgd {
                         None
                     } else {
                         continue;
-                    };
-                    let rule = Rule {
-                        weight_decay: g.weight_decay,
-                        momentum: self.momentum,
-                        dampening: self.dampening,
-                        nesterov: self.nesterov,
-                        lr,
                     };
                     if !rule.step_in_one_pass(p, grad.as_ref(), &mut self.buffers, name) {
                         let grad = grad.unwrap_or_else(|| p.zeros_like());
@@ -159,7 +159,7 @@ impl Sgd {
             match known.get(name.as_str()) {
                 Some(p) if p.size() == t.size() => {
                     let mut buffer = p.empty_like();
-                    tch::no_grad(|| buffer.copy_(&t));
+                    buffer.copy_(&t);
                     buffers.insert(name, buffer);
                 }
                 _ => {
